@@ -1,2 +1,27 @@
 //! Switchyard: the front door of a multi-tenant HTTP service while it moves, route by route and
-//! tenant by tenant, from a legacy monolith to new services.
+//! tenant by tenant, from a legacy monolith to new services (the strangler-fig pattern).
+//!
+//! For each request it finds the tenant, matches a route, decides which side serves it
+//! (legacy or new), forwards it streaming with a fallback to legacy, and — where asked —
+//! sends a shadow copy to the other side and compares the two answers off the hot path.
+//! The request path is [`proxy::handle`]; the rules it runs on are one immutable
+//! [`live::Snapshot`] swapped whole on reload.
+
+pub mod admin;
+pub mod cli;
+pub mod config {
+    pub use crate::stub_rules::config::*;
+}
+pub mod demo;
+pub mod error;
+pub mod live;
+pub mod proxy;
+pub mod rules {
+    pub use crate::stub_rules::*;
+}
+pub mod server;
+pub mod shadow;
+mod stub_rules;
+pub mod telemetry;
+pub mod tls;
+pub mod util;

@@ -1,0 +1,262 @@
+//! The command line: `run`, `check`, `explain`, `demo`, `override-token`, and the admin
+//! client commands that talk to a running gateway.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config;
+use crate::rules::{self, RequestView, Side};
+use crate::server::{Gateway, Options};
+
+/// Switchyard: route each tenant's traffic between a legacy monolith and new services.
+#[derive(Debug, Parser)]
+#[command(name = "switchyard", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve traffic with the rules in FILE (hot-reloaded on change and on SIGHUP).
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate FILE: exit 0, or print `file:line:col: message` for every error and exit 1.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Print the decision for one request as JSON, without any network.
+    Explain {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// A request header, `Name: value` (repeatable).
+        #[arg(short = 'H', long = "header")]
+        headers: Vec<String>,
+        /// The client address, for `trusted_proxies` checks.
+        #[arg(long, default_value = "127.0.0.1")]
+        peer: std::net::IpAddr,
+        method: String,
+        url: String,
+    },
+    /// Run the gateway on config/demo.toml with stand-in legacy and new services and light
+    /// synthetic traffic.
+    Demo {
+        /// Use this config instead of config/demo.toml.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Stop after this many seconds (default: run until Ctrl-C).
+        #[arg(long)]
+        duration: Option<u64>,
+        /// No synthetic traffic.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Mint a signed `x-switchyard-force` token with the configured override secret.
+    OverrideToken {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The side the token forces: legacy or new.
+        #[arg(long)]
+        side: String,
+        /// How long the token is valid, e.g. 1h, 15m.
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+    },
+}
+
+/// Run the command line; the returned code is the process's exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run { config } => run(config),
+        Command::Check { config } => check(&config),
+        Command::Explain {
+            config,
+            headers,
+            peer,
+            method,
+            url,
+        } => explain(&config, &headers, peer, &method, &url),
+        Command::Demo {
+            config,
+            duration,
+            quiet,
+        } => crate::demo::main(config, duration, quiet),
+        Command::OverrideToken { config, side, ttl } => override_token(&config, &side, &ttl),
+    }
+}
+
+/// Print an error line and return exit status 1.
+pub fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("switchyard: {message}");
+    ExitCode::FAILURE
+}
+
+/// Build the multi-threaded runtime with `workers` threads (default: the machine's cores).
+pub fn runtime(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        builder.worker_threads(n.max(1));
+    }
+    builder.enable_all().build()
+}
+
+fn run(config: PathBuf) -> ExitCode {
+    crate::telemetry::init_logging();
+    let workers = match config::load_file(&config) {
+        Ok(rules) => rules.listen.workers,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match runtime(workers) {
+        Ok(rt) => rt,
+        Err(error) => return fail(format!("cannot start the runtime: {error}")),
+    };
+    runtime.block_on(async move {
+        let gateway = match Gateway::start(&config, Options { watch: true }).await {
+            Ok(gateway) => gateway,
+            Err(error) => return fail(error),
+        };
+        wait_for_signal().await;
+        tracing::info!("shutting down: draining in-flight requests");
+        gateway.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}
+
+/// Wait for SIGTERM or SIGINT (Ctrl-C).
+pub async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = tokio::signal::ctrl_c() => {},
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn check(config: &std::path::Path) -> ExitCode {
+    match config::load_file(config) {
+        Ok(rules) => {
+            println!(
+                "{}: ok ({} routes, {} upstreams)",
+                config.display(),
+                rules.routes.len(),
+                rules.upstreams.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn explain(
+    config: &std::path::Path,
+    headers: &[String],
+    peer: std::net::IpAddr,
+    method: &str,
+    url: &str,
+) -> ExitCode {
+    let rules = match config::load_file(config) {
+        Ok(rules) => rules,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let method: http::Method = match method.parse() {
+        Ok(m) => m,
+        Err(_) => return fail(format!("not an HTTP method: {method}")),
+    };
+    let uri: http::Uri = match url.parse() {
+        Ok(u) => u,
+        Err(error) => return fail(format!("not a URL: {url}: {error}")),
+    };
+    let mut map = http::HeaderMap::new();
+    if let Some(authority) = uri.authority()
+        && let Ok(value) = http::HeaderValue::from_str(authority.as_str())
+    {
+        map.insert(http::header::HOST, value);
+    }
+    for line in headers {
+        let Some((name, value)) = line.split_once(':') else {
+            return fail(format!("a header must look like 'Name: value': {line}"));
+        };
+        let name = match http::HeaderName::from_bytes(name.trim().as_bytes()) {
+            Ok(n) => n,
+            Err(_) => return fail(format!("bad header name in {line}")),
+        };
+        let value = match http::HeaderValue::from_str(value.trim()) {
+            Ok(v) => v,
+            Err(_) => return fail(format!("bad header value in {line}")),
+        };
+        map.append(name, value);
+    }
+    let view = RequestView {
+        method: &method,
+        uri: &uri,
+        headers: &map,
+        peer: Some(peer),
+        sample: 0,
+    };
+    let decision = rules.decide(&view, std::time::SystemTime::now());
+    let json = rules::explain(&rules, &decision, 1);
+    match serde_json::to_string_pretty(&json) {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(error),
+    }
+}
+
+fn override_token(config: &std::path::Path, side: &str, ttl: &str) -> ExitCode {
+    let rules = match config::load_file(config) {
+        Ok(rules) => rules,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(secret) = rules.admin.override_secret.as_deref() else {
+        return fail("[admin] override_secret_file is not set in this config");
+    };
+    let side = match side {
+        "new" => Side::New,
+        "legacy" => Side::Legacy,
+        other => return fail(format!("--side must be legacy or new, not {other}")),
+    };
+    let ttl = match humantime::parse_duration(ttl) {
+        Ok(d) => d,
+        Err(error) => return fail(format!("--ttl {ttl}: {error}")),
+    };
+    let expires = std::time::SystemTime::now() + ttl;
+    let expires = expires
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    println!("{}", rules::override_token::mint(secret, side, expires));
+    ExitCode::SUCCESS
+}

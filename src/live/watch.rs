@@ -1,0 +1,103 @@
+//! Reload triggers: a debounced file watch and SIGHUP.
+//!
+//! The watch is on the DIRECTORIES holding the config file and every file it names, not on the
+//! files: editors replace files by write-and-rename, and Kubernetes swaps ConfigMaps through a
+//! `..data` symlink, both of which a watch on the old inode would miss. Any event in a watched
+//! directory triggers a reload; identical content makes no new generation, so spurious events
+//! cost one read and one compile.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::RecursiveMode;
+use notify_debouncer_full::new_debouncer;
+
+use super::{Live, Trigger};
+
+/// Quiet time after the last event before a reload.
+const DEBOUNCE: Duration = Duration::from_millis(150);
+
+fn watched_dirs(live: &Live) -> BTreeSet<PathBuf> {
+    let snapshot = live.load();
+    std::iter::once(live.path().to_path_buf())
+        .chain(snapshot.rules.files.iter().cloned())
+        .filter_map(|file| {
+            let dir = file.parent().map(Path::to_path_buf)?;
+            Some(if dir.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                dir
+            })
+        })
+        .collect()
+}
+
+/// Watch the config file's directory (and those of the files it names) and reload on change.
+/// Runs until the process ends; the watcher re-targets when a reload names new files.
+pub fn spawn_file_watch(live: Arc<Live>) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
+    let debouncer = new_debouncer(
+        DEBOUNCE,
+        None,
+        move |result: notify_debouncer_full::DebounceEventResult| {
+            if let Ok(events) = result
+                && events.iter().any(|e| !e.kind.is_access())
+            {
+                // A full channel already holds a pending reload: dropping this wake-up loses nothing.
+                let _ = tx.try_send(());
+            }
+        },
+    );
+    let mut debouncer = match debouncer {
+        Ok(d) => d,
+        Err(error) => {
+            tracing::error!("file watch unavailable, reload with SIGHUP or the admin API: {error}");
+            return;
+        }
+    };
+    let mut dirs = watched_dirs(&live);
+    for dir in &dirs {
+        if let Err(error) = debouncer.watch(dir, RecursiveMode::NonRecursive) {
+            tracing::warn!(dir = %dir.display(), "cannot watch: {error}");
+        }
+    }
+    tokio::spawn(async move {
+        while rx.recv().await.is_some() {
+            if let Err(error) = live.reload(Trigger::File).await {
+                tracing::debug!("file-triggered reload rejected: {error}");
+            }
+            let now = watched_dirs(&live);
+            if now != dirs {
+                for dir in dirs.difference(&now) {
+                    let _ = debouncer.unwatch(dir);
+                }
+                for dir in now.difference(&dirs) {
+                    if let Err(error) = debouncer.watch(dir, RecursiveMode::NonRecursive) {
+                        tracing::warn!(dir = %dir.display(), "cannot watch: {error}");
+                    }
+                }
+                dirs = now;
+            }
+        }
+    });
+}
+
+/// Reload on SIGHUP.
+pub fn spawn_sighup(live: Arc<Live>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match live.reload(Trigger::Signal).await {
+                Ok(outcome) => tracing::info!(?outcome, "SIGHUP reload"),
+                Err(error) => tracing::warn!("SIGHUP reload rejected: {error}"),
+            }
+        }
+    });
+}

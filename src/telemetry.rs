@@ -1,0 +1,284 @@
+//! Logs (tracing) and metrics (Prometheus text format, names from SPEC.md).
+//!
+//! No metric carries a tenant label: tenants are unbounded, and a label per tenant would
+//! explode the series count of every scraper.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Start the tracing subscriber: `RUST_LOG` filters (default `info`), `SWITCHYARD_LOG=json`
+/// switches to JSON lines.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let json = std::env::var("SWITCHYARD_LOG").is_ok_and(|v| v == "json");
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub route: String,
+    pub side: String,
+    pub status_class: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteSide {
+    pub route: String,
+    pub side: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamError {
+    pub upstream: String,
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteResult {
+    pub route: String,
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteReason {
+    pub route: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: String,
+}
+
+fn duration_histogram() -> Histogram {
+    // 0.5 ms … ~16 s
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+/// Every metric Switchyard exports, registered once at start.
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub duration: Family<RouteSide, Histogram, fn() -> Histogram>,
+    pub upstream_errors: Family<UpstreamError, Counter>,
+    pub fallbacks: Family<RouteLabel, Counter>,
+    pub shadow: Family<RouteResult, Counter>,
+    pub shadow_skipped: Family<RouteReason, Counter>,
+    pub reloads: Family<ResultLabel, Counter>,
+    pub generation: Gauge<i64, AtomicU64Gauge>,
+    pub guard_tripped: Family<RouteLabel, Counter>,
+    pub store_dropped: Family<ResultLabel, Counter>,
+}
+
+/// Gauge storage type (i64 over an atomic).
+pub type AtomicU64Gauge = std::sync::atomic::AtomicI64;
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Register every metric.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("switchyard");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests served, by route, side and status class",
+            requests.clone(),
+        );
+        let duration = Family::<RouteSide, Histogram, fn() -> Histogram>::new_with_constructor(
+            duration_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time to the response head, by route and side",
+            duration.clone(),
+        );
+        let upstream_errors = Family::<UpstreamError, Counter>::default();
+        registry.register(
+            "upstream_errors",
+            "Upstream failures by upstream and kind",
+            upstream_errors.clone(),
+        );
+        let fallbacks = Family::<RouteLabel, Counter>::default();
+        registry.register(
+            "fallbacks",
+            "Requests retried on legacy after the new side failed",
+            fallbacks.clone(),
+        );
+        let shadow = Family::<RouteResult, Counter>::default();
+        registry.register(
+            "shadow",
+            "Shadow comparisons by route and result",
+            shadow.clone(),
+        );
+        let shadow_skipped = Family::<RouteReason, Counter>::default();
+        registry.register(
+            "shadow_skipped",
+            "Shadow comparisons skipped, by reason",
+            shadow_skipped.clone(),
+        );
+        let reloads = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "config_reloads",
+            "Config (re)loads by result",
+            reloads.clone(),
+        );
+        let generation = Gauge::<i64, AtomicU64Gauge>::default();
+        registry.register(
+            "config_generation",
+            "The rule generation in force",
+            generation.clone(),
+        );
+        let guard_tripped = Family::<RouteLabel, Counter>::default();
+        registry.register(
+            "guard_tripped",
+            "Automatic guard trips by route",
+            guard_tripped.clone(),
+        );
+        let store_dropped = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "store_writes_dropped",
+            "Store writes dropped (queue full or store down)",
+            store_dropped.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            duration,
+            upstream_errors,
+            fallbacks,
+            shadow,
+            shadow_skipped,
+            reloads,
+            generation,
+            guard_tripped,
+            store_dropped,
+        }
+    }
+
+    /// Count one served request and its time to the response head.
+    pub fn observe_request(&self, route: &str, side: &str, status: u16, seconds: f64) {
+        let class = match status {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: route.to_string(),
+                side: side.to_string(),
+                status_class: class.to_string(),
+            })
+            .inc();
+        self.duration
+            .get_or_create(&RouteSide {
+                route: route.to_string(),
+                side: side.to_string(),
+            })
+            .observe(seconds);
+    }
+
+    /// Count an upstream failure.
+    pub fn upstream_error(&self, upstream: &str, kind: &str) {
+        self.upstream_errors
+            .get_or_create(&UpstreamError {
+                upstream: upstream.to_string(),
+                kind: kind.to_string(),
+            })
+            .inc();
+    }
+
+    /// Count a shadow outcome (`match | mismatch | noise_only | error | skipped`).
+    pub fn shadow_result(&self, route: &str, result: &str) {
+        self.shadow
+            .get_or_create(&RouteResult {
+                route: route.to_string(),
+                result: result.to_string(),
+            })
+            .inc();
+    }
+
+    /// Count a skipped shadow comparison and its reason (also counted as result `skipped`).
+    pub fn shadow_skip(&self, route: &str, reason: &str) {
+        self.shadow_result(route, "skipped");
+        self.shadow_skipped
+            .get_or_create(&RouteReason {
+                route: route.to_string(),
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// Count a reload outcome (`ok | error | unchanged`).
+    pub fn reload(&self, result: &str) {
+        self.reloads
+            .get_or_create(&ResultLabel {
+                result: result.to_string(),
+            })
+            .inc();
+    }
+
+    /// Render the Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+/// A plain counter for places that only need a number (kept for status pages).
+pub type Count = AtomicU64;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_metric_names_render() {
+        let m = Metrics::new();
+        m.observe_request("cards", "new", 200, 0.01);
+        m.upstream_error("legacy", "connect");
+        m.shadow_skip("cards", "queue_full");
+        m.reload("error");
+        m.generation.set(3);
+        let text = m.render();
+        for name in [
+            "switchyard_requests_total{route=\"cards\",side=\"new\",status_class=\"2xx\"} 1",
+            "switchyard_request_duration_seconds_bucket",
+            "switchyard_upstream_errors_total{upstream=\"legacy\",kind=\"connect\"} 1",
+            "switchyard_shadow_total{route=\"cards\",result=\"skipped\"} 1",
+            "switchyard_shadow_skipped_total{route=\"cards\",reason=\"queue_full\"} 1",
+            "switchyard_config_reloads_total{result=\"error\"} 1",
+            "switchyard_config_generation 3",
+        ] {
+            assert!(text.contains(name), "missing {name} in\n{text}");
+        }
+    }
+}
