@@ -224,6 +224,7 @@ async fn handle_inner<'s>(
             shadow_side,
             &parts,
             replay.as_ref(),
+            &downstream,
         ),
         _ => None,
     };
