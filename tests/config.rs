@@ -176,6 +176,12 @@ pub fn unix_now() -> u64 {
 }
 
 #[test]
+fn rule_sets_can_be_shared_across_threads() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<RuleSet>();
+}
+
+#[test]
 fn demo_config_loads() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/demo.toml");
     let rules = load_file(&path).unwrap_or_else(|e| panic!("{e}"));
@@ -245,4 +251,100 @@ fn example_config_loads() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/example.toml");
     let rules = load_file(&path).unwrap_or_else(|e| panic!("{e}"));
     assert!(!rules.routes.is_empty());
+}
+
+/// The shape SPEC.md shows (and black-box checks use): with an admin tokens file, shadow and
+/// compare on the route, and a SQLite store given by absolute path.
+#[test]
+fn spec_shaped_config_loads() {
+    let f = Fixture::new();
+    let tokens = f.write(
+        "tokens.toml",
+        "[tokens.ops]\nsecret = \"contract-write-token-0123456789\"\nrole = \"write\"\n\n[tokens.viewer]\nsecret = \"contract-read-token-0123456789\"\nrole = \"read\"\n",
+    );
+    let config = format!(
+        r#"# keep-this-comment
+[listen]
+http = "127.0.0.1:18080"
+
+[admin]
+listen = "127.0.0.1:19901"
+tokens_file = "{tokens}"
+
+[tenant]
+sources = [
+  {{ header = "x-tenant-id" }},
+  {{ host = "{{tenant}}.app.example.com" }},
+]
+unknown = "default"
+
+[upstreams.legacy]
+origins = ["http://127.0.0.1:18001"]
+connect_timeout = "1s"
+timeout = "10s"
+
+[upstreams.cards]
+origins = ["http://127.0.0.1:18002"]
+connect_timeout = "1s"
+timeout = "10s"
+
+[default]
+upstream = "legacy"
+
+[[routes]]
+name = "cards"
+path = "/api/cards/{{*rest}}"
+methods = ["GET", "POST"]
+legacy = "legacy"
+new = "cards"
+tenants = ["acme"]
+exclude = ["initech"]
+percent = 10
+fallback = true
+shadow = {{ percent = 100, methods = ["GET"] }}
+compare = {{ ignore = ["/generated_at", "/served_by", "/shadow"], unordered = ["/tags"] }}
+
+[store]
+url = "sqlite://{dir}/switchyard.db"
+"#,
+        tokens = tokens.display(),
+        dir = f.dir.path().display(),
+    );
+    let rules = f.rules(&config);
+    assert_eq!(rules.admin.tokens.len(), 2);
+    assert_eq!(
+        rules.store.url,
+        format!("sqlite://{}/switchyard.db", f.dir.path().display())
+    );
+    let cards = rules.route("cards").unwrap();
+    assert_eq!(cards.compare_at, Some((40, 11)));
+    assert_eq!(
+        Req::get("/api/cards/1")
+            .tenant("acme")
+            .decide(&rules)
+            .upstream,
+        "cards"
+    );
+    assert_eq!(
+        Req::get("/api/cards/1")
+            .tenant("initech")
+            .decide(&rules)
+            .upstream,
+        "legacy"
+    );
+    let host = Req::get("/api/cards/1")
+        .header("host", "acme.app.example.com")
+        .decide(&rules);
+    assert_eq!(host.upstream, "cards");
+    assert_eq!(Req::get("/other").decide(&rules).upstream, "legacy");
+    let on_new = (0..400)
+        .filter(|i| {
+            Req::get("/api/cards/1")
+                .tenant(&format!("t{i}"))
+                .decide(&rules)
+                .side
+                == Side::New
+        })
+        .count();
+    assert!((20..=64).contains(&on_new), "{on_new} of 400 at 10%");
 }

@@ -277,14 +277,12 @@ fn upstreams(cx: &mut Cx<'_>, raw: &RawConfig) -> BTreeMap<String, Arc<UpstreamS
             );
         }
         let Some(u) = spec else { continue };
-        if let Some(spec) = upstream(cx, name, u) {
-            out.insert(name.get_ref().clone(), Arc::new(spec));
-        }
+        out.insert(name.get_ref().clone(), Arc::new(upstream(cx, name, u)));
     }
     out
 }
 
-fn upstream(cx: &mut Cx<'_>, name: &Text, u: &RawUpstream) -> Option<UpstreamSpec> {
+fn upstream(cx: &mut Cx<'_>, name: &Text, u: &RawUpstream) -> UpstreamSpec {
     let mut origins = Vec::new();
     match &u.origins {
         None => cx.diag.at(
@@ -307,7 +305,7 @@ fn upstream(cx: &mut Cx<'_>, name: &Text, u: &RawUpstream) -> Option<UpstreamSpe
         .ca_file
         .as_ref()
         .and_then(|v| cx.file(v, "ca_file").map(|(p, _)| p));
-    Some(UpstreamSpec {
+    UpstreamSpec {
         name: name.get_ref().clone(),
         origins,
         connect_timeout: cx.duration(u.connect_timeout.as_ref(), Duration::from_secs(1)),
@@ -323,7 +321,7 @@ fn upstream(cx: &mut Cx<'_>, name: &Text, u: &RawUpstream) -> Option<UpstreamSpe
         eject_for: cx.duration(u.eject_for.as_ref(), Duration::from_secs(10)),
         ca_file,
         http2: u.http2.unwrap_or(false),
-    })
+    }
 }
 
 /// An origin URL: `http://` or `https://`, a host, no path beyond `/`, no query.

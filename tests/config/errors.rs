@@ -192,6 +192,10 @@ shadow = {{ percent = 100 }}
 compare = {{ ignore = ["/x"] }}
 
 [[routes]]
+name = "g"
+path = []
+
+[[routes]]
 name = "f"
 path = "/api/f"
 new = "new"
@@ -235,18 +239,19 @@ cohorts = [{{ region = "eu" }}]
             "gw.toml:51:10: ",
             "`shadow` needs a route with both `legacy` and `new` upstreams",
         ),
+        ("gw.toml:56:8: ", "`path` must not be an empty list"),
         (
-            "gw.toml:58:11: ",
+            "gw.toml:62:11: ",
             "`compare` has no effect without `shadow`",
         ),
         (
-            "gw.toml:59:12: ",
+            "gw.toml:63:12: ",
             "`cohorts` match tenant directory attributes",
         ),
     ] {
         has(&errors, prefix, needle);
     }
-    assert_eq!(errors.len(), 12, "{errors:#?}");
+    assert_eq!(errors.len(), 13, "{errors:#?}");
 }
 
 #[test]
