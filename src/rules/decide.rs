@@ -65,10 +65,11 @@ impl RuleSet {
         } else {
             request_rule(self, route, tenant.as_deref(), req)
         };
+        // A route only has a shadow policy when it has both sides (checked at load).
         let shadow = route
             .shadow
             .as_ref()
-            .filter(|_| self.shadow.enabled && route.new.is_some())
+            .filter(|_| self.shadow.enabled)
             .and_then(|policy| shadow_side(policy, side, tenant.as_deref(), req));
         Decision {
             route: Some(route),
