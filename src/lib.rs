@@ -9,19 +9,14 @@
 
 pub mod admin;
 pub mod cli;
-pub mod config {
-    pub use crate::stub_rules::config::*;
-}
+pub mod config;
 pub mod demo;
 pub mod error;
 pub mod live;
 pub mod proxy;
-pub mod rules {
-    pub use crate::stub_rules::*;
-}
+pub mod rules;
 pub mod server;
 pub mod shadow;
-mod stub_rules;
 pub mod telemetry;
 pub mod tls;
 pub mod util;

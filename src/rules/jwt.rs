@@ -1,0 +1,257 @@
+//! The JWT tenant source: a claim of a verified token names the tenant.
+//!
+//! Algorithms are pinned by the key, never taken from the token: an HS256 secret only verifies
+//! HS256 tokens, a JWKS key only its own algorithm (RS256 or ES256), so `alg: none` or an
+//! RS256/HS256 confusion cannot pass. `exp` is required; `exp` and `nbf` are checked against the
+//! `now` given to `decide` (with a fixed 60 s leeway for clock skew) so the check is testable and
+//! the decision stays pure; `iss` and `aud` are required and checked when configured. Anything
+//! that fails yields no tenant from this source.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use http::HeaderName;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Map, Value};
+
+use super::RequestView;
+use super::tenant::cookie;
+
+/// Clock skew tolerated on `exp` and `nbf`, seconds.
+pub const LEEWAY_SECS: u64 = 60;
+/// Longer tokens are not looked at (a bound on work per request).
+const MAX_TOKEN_LEN: usize = 16 * 1024;
+
+/// Where the token is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TokenAt {
+    /// A header; a `Bearer ` prefix is stripped.
+    Header(HeaderName),
+    Cookie(String),
+}
+
+pub(crate) struct JwtSource {
+    claim: String,
+    at: TokenAt,
+    keys: Keys,
+}
+
+enum Keys {
+    Hs256(Box<VerifyingKey>),
+    Jwks(Vec<VerifyingKey>),
+}
+
+struct VerifyingKey {
+    kid: Option<String>,
+    key: DecodingKey,
+    validation: Validation,
+}
+
+// Keys and secrets stay out of Debug output.
+impl fmt::Debug for JwtSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let keys = match &self.keys {
+            Keys::Hs256(_) => "hs256".to_owned(),
+            Keys::Jwks(keys) => format!("jwks ({} keys)", keys.len()),
+        };
+        f.debug_struct("JwtSource")
+            .field("claim", &self.claim)
+            .field("at", &self.at)
+            .field("keys", &keys)
+            .finish()
+    }
+}
+
+/// What `iss` and `aud` must be, when configured.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Expect {
+    pub(crate) issuer: Option<String>,
+    pub(crate) audience: Option<String>,
+}
+
+fn validation(alg: Algorithm, expect: &Expect) -> Validation {
+    let mut v = Validation::new(alg);
+    // exp/nbf are checked in `check_times` against the caller's clock.
+    v.validate_exp = false;
+    v.validate_nbf = false;
+    v.required_spec_claims = HashSet::new();
+    if let Some(iss) = &expect.issuer {
+        v.set_issuer(&[iss]);
+        v.required_spec_claims.insert("iss".to_owned());
+    }
+    match &expect.audience {
+        Some(aud) => {
+            v.set_audience(&[aud]);
+            v.required_spec_claims.insert("aud".to_owned());
+        }
+        // Without a configured audience there is nothing to compare an `aud` claim with.
+        None => v.validate_aud = false,
+    }
+    v
+}
+
+impl JwtSource {
+    /// A source verifying HS256 tokens with `secret`.
+    pub(crate) fn hs256(
+        claim: String,
+        at: TokenAt,
+        secret: &[u8],
+        expect: &Expect,
+    ) -> Result<Self, String> {
+        let key =
+            DecodingKey::from_secret(secret).map_err(|e| format!("unusable HS256 secret: {e}"))?;
+        let key = VerifyingKey {
+            kid: None,
+            key,
+            validation: validation(Algorithm::HS256, expect),
+        };
+        Ok(JwtSource {
+            claim,
+            at,
+            keys: Keys::Hs256(Box::new(key)),
+        })
+    }
+
+    /// A source verifying RS256/ES256 tokens with the keys of a JWKS document. Keys for other
+    /// algorithms or for encryption are skipped; a set without any usable key is an error.
+    /// Errors carry the 1-based line and column in the JSON where known.
+    pub(crate) fn jwks(
+        claim: String,
+        at: TokenAt,
+        json: &str,
+        expect: &Expect,
+    ) -> Result<Self, (usize, usize, String)> {
+        let set: JwkSet = serde_json::from_str(json).map_err(|e| {
+            // serde_json's message ends with " at line L column C"; the position has its own
+            // place in the error.
+            let text = e.to_string();
+            let message = text.split(" at line ").next().unwrap_or(&text).to_owned();
+            (
+                e.line().max(1),
+                e.column().max(1),
+                format!("invalid JWKS: {message}"),
+            )
+        })?;
+        let mut keys = Vec::new();
+        for jwk in &set.keys {
+            if jwk.common.public_key_use == Some(jsonwebtoken::jwk::PublicKeyUse::Encryption) {
+                continue;
+            }
+            let alg = match (&jwk.algorithm, jwk.common.key_algorithm) {
+                (AlgorithmParameters::RSA(_), None | Some(KeyAlgorithm::RS256)) => Algorithm::RS256,
+                (AlgorithmParameters::EllipticCurve(ec), None | Some(KeyAlgorithm::ES256))
+                    if ec.curve == EllipticCurve::P256 =>
+                {
+                    Algorithm::ES256
+                }
+                _ => continue,
+            };
+            let key = DecodingKey::from_jwk(jwk).map_err(|e| {
+                let kid = jwk.common.key_id.as_deref().unwrap_or("?");
+                (1, 1, format!("JWKS key {kid:?} is unusable: {e}"))
+            })?;
+            keys.push(VerifyingKey {
+                kid: jwk.common.key_id.clone(),
+                key,
+                validation: validation(alg, expect),
+            });
+        }
+        if keys.is_empty() {
+            return Err((1, 1, "JWKS has no usable key: only RS256 (RSA) and ES256 (EC P-256) signing keys are supported".to_owned()));
+        }
+        Ok(JwtSource {
+            claim,
+            at,
+            keys: Keys::Jwks(keys),
+        })
+    }
+
+    /// The tenant named by a valid token's claim, if any.
+    pub(crate) fn tenant(&self, req: &RequestView<'_>, now_unix: u64) -> Option<String> {
+        let token = match &self.at {
+            TokenAt::Header(name) => {
+                let raw = req.headers.get(name)?.to_str().ok()?.trim();
+                strip_bearer(raw)
+            }
+            TokenAt::Cookie(name) => cookie(req.headers, name)?,
+        };
+        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+            return None;
+        }
+        let key = self.key_for(token)?;
+        let data =
+            jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &key.validation).ok()?;
+        check_times(&data.claims, now_unix)?;
+        match data.claims.get(&self.claim)? {
+            Value::String(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+
+    fn key_for(&self, token: &str) -> Option<&VerifyingKey> {
+        match &self.keys {
+            Keys::Hs256(key) => Some(key),
+            Keys::Jwks(keys) => {
+                let header = jsonwebtoken::decode_header(token).ok()?;
+                match header.kid {
+                    Some(kid) => keys.iter().find(|k| k.kid.as_deref() == Some(kid.as_str())),
+                    // Without a kid only an unambiguous set will do.
+                    None if keys.len() == 1 => keys.first(),
+                    None => None,
+                }
+            }
+        }
+    }
+}
+
+fn strip_bearer(value: &str) -> &str {
+    match value.get(..7) {
+        Some(p) if p.eq_ignore_ascii_case("bearer ") => value[7..].trim_start(),
+        _ => value,
+    }
+}
+
+/// `exp` required and not passed; `nbf`, when present, reached. Both numeric.
+fn check_times(claims: &Map<String, Value>, now: u64) -> Option<()> {
+    let exp = claims.get("exp")?.as_f64()?;
+    if exp + (LEEWAY_SECS as f64) < now as f64 {
+        return None;
+    }
+    if let Some(nbf) = claims.get("nbf")
+        && nbf.as_f64()? > (now + LEEWAY_SECS) as f64
+    {
+        return None;
+    }
+    Some(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_prefix() {
+        assert_eq!(strip_bearer("Bearer abc"), "abc");
+        assert_eq!(strip_bearer("bearer  abc"), "abc");
+        assert_eq!(strip_bearer("abc"), "abc");
+        assert_eq!(strip_bearer("Bear"), "Bear");
+    }
+
+    #[test]
+    fn times() {
+        let claims = |v: Value| v.as_object().cloned().unwrap_or_default();
+        assert!(check_times(&claims(serde_json::json!({"exp": 1000})), 1000).is_some());
+        assert!(check_times(&claims(serde_json::json!({"exp": 1000})), 1060).is_some());
+        assert!(check_times(&claims(serde_json::json!({"exp": 1000})), 1061).is_none());
+        assert!(check_times(&claims(serde_json::json!({})), 0).is_none());
+        assert!(check_times(&claims(serde_json::json!({"exp": "soon"})), 0).is_none());
+        assert!(
+            check_times(&claims(serde_json::json!({"exp": 5000, "nbf": 2000})), 1000).is_none()
+        );
+        assert!(
+            check_times(&claims(serde_json::json!({"exp": 5000, "nbf": 1050})), 1000).is_some()
+        );
+    }
+}
