@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod config_edit;
 pub mod demo;
 pub mod error;
 pub mod live;
@@ -19,4 +20,5 @@ pub mod server;
 pub mod shadow;
 pub mod telemetry;
 pub mod tls;
+pub mod traffic;
 pub mod util;

@@ -1,0 +1,674 @@
+//! Apply an admin change to the config TEXT, keeping its comments and layout (`toml_edit`).
+//!
+//! Admin changes persist by rewriting the config file itself, so the file stays the one source
+//! of truth: a restart, a `git diff` or a hand edit all see what the API did. The edit is purely
+//! textual; whether the result is a valid config is decided afterwards by the same pipeline as
+//! a hand edit (`Live::write_and_reload_from`), which refuses it whole when it is not.
+//!
+//! Supported: one `[[routes]]` entry found by `name` (array-of-tables or an inline array of
+//! inline tables) — add/remove tenants in `tenants` and `exclude`, set `percent` and `state` —
+//! and a tenant-wide `[tenants.<id>] side`. Missing keys and tables are created; a value that
+//! is replaced keeps its surrounding whitespace and trailing comment.
+
+use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, TableLike, Value};
+
+use crate::rules::{RouteState, Side};
+
+/// Changes to one route.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RouteChange {
+    pub tenants_add: Vec<String>,
+    pub tenants_remove: Vec<String>,
+    pub exclude_add: Vec<String>,
+    pub exclude_remove: Vec<String>,
+    /// 0..=100, kept to 0.01 % (the bucket resolution).
+    pub percent: Option<f64>,
+    pub state: Option<RouteState>,
+}
+
+impl RouteChange {
+    /// True when the change asks for nothing.
+    pub fn is_empty(&self) -> bool {
+        self == &RouteChange::default()
+    }
+}
+
+/// One admin change to the config.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// Edit the `[[routes]]` entry named `route`.
+    Route { route: String, change: RouteChange },
+    /// Tenant-wide cutover or hold: `[tenants.<tenant>] side`.
+    TenantSide { tenant: String, side: Side },
+}
+
+/// Why a change could not be applied to the text.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EditError {
+    #[error("the config file does not parse as TOML: {0}")]
+    Parse(String),
+    #[error("no [[routes]] entry named {0:?} in the config file")]
+    NoRoute(String),
+    #[error("`{0}` in the config file is not of the expected kind (table or array); edit it by hand")]
+    Shape(String),
+    #[error("percent must be a number from 0 to 100, not {0}")]
+    BadPercent(f64),
+    #[error("a tenant id cannot be empty")]
+    EmptyTenant,
+}
+
+/// Apply `change` to the config `text` and return the new text. Text outside the edited
+/// values is kept byte for byte.
+pub fn apply(text: &str, change: &Change) -> Result<String, EditError> {
+    let mut doc: DocumentMut = text
+        .parse()
+        .map_err(|e: toml_edit::TomlError| EditError::Parse(e.to_string()))?;
+    match change {
+        Change::Route { route, change } => edit_route(&mut doc, route, change)?,
+        Change::TenantSide { tenant, side } => set_tenant_side(&mut doc, tenant, *side)?,
+    }
+    Ok(doc.to_string())
+}
+
+fn edit_route(doc: &mut DocumentMut, name: &str, change: &RouteChange) -> Result<(), EditError> {
+    let all = [
+        &change.tenants_add,
+        &change.tenants_remove,
+        &change.exclude_add,
+        &change.exclude_remove,
+    ];
+    if all.iter().any(|list| list.iter().any(|t| t.is_empty())) {
+        return Err(EditError::EmptyTenant);
+    }
+    if let Some(p) = change.percent
+        && !(p.is_finite() && (0.0..=100.0).contains(&p))
+    {
+        return Err(EditError::BadPercent(p));
+    }
+    let route = find_route(doc, name)?;
+    let field = |key: &str| format!("routes.{name}.{key}");
+    edit_list(
+        route,
+        "tenants",
+        &change.tenants_add,
+        &change.tenants_remove,
+        &field("tenants"),
+    )?;
+    edit_list(
+        route,
+        "exclude",
+        &change.exclude_add,
+        &change.exclude_remove,
+        &field("exclude"),
+    )?;
+    if let Some(p) = change.percent {
+        set_value(route, "percent", percent_value(p));
+    }
+    if let Some(state) = change.state {
+        set_value(route, "state", Value::from(state.as_str()));
+    }
+    Ok(())
+}
+
+fn find_route<'d>(doc: &'d mut DocumentMut, name: &str) -> Result<&'d mut dyn TableLike, EditError> {
+    let is_named = |t: &dyn TableLike| t.get("name").and_then(Item::as_str) == Some(name);
+    let found: Option<&mut dyn TableLike> = match doc.get_mut("routes") {
+        None => None,
+        Some(Item::ArrayOfTables(routes)) => routes
+            .iter_mut()
+            .find(|t| is_named(*t))
+            .map(|t| t as &mut dyn TableLike),
+        Some(Item::Value(Value::Array(routes))) => routes
+            .iter_mut()
+            .filter_map(Value::as_inline_table_mut)
+            .find(|t| is_named(*t))
+            .map(|t| t as &mut dyn TableLike),
+        Some(_) => return Err(EditError::Shape("routes".into())),
+    };
+    found.ok_or_else(|| EditError::NoRoute(name.into()))
+}
+
+/// Remove then add tenant ids in the string array `key`, creating it when missing.
+fn edit_list(
+    table: &mut dyn TableLike,
+    key: &str,
+    add: &[String],
+    remove: &[String],
+    path: &str,
+) -> Result<(), EditError> {
+    if add.is_empty() && remove.is_empty() {
+        return Ok(());
+    }
+    if !table.contains_key(key) {
+        if add.is_empty() {
+            return Ok(());
+        }
+        table.insert(key, Item::Value(Value::Array(Array::new())));
+    }
+    let array = table
+        .get_mut(key)
+        .and_then(Item::as_array_mut)
+        .ok_or_else(|| EditError::Shape(path.into()))?;
+    let mut i = array.len();
+    while i > 0 {
+        i -= 1;
+        let removing = array
+            .get(i)
+            .and_then(Value::as_str)
+            .is_some_and(|s| remove.iter().any(|r| r == s));
+        if removing {
+            remove_keeping_comments(array, i);
+        }
+    }
+    for tenant in add {
+        if array.iter().any(|v| v.as_str() == Some(tenant)) {
+            continue;
+        }
+        push_like_siblings(array, tenant);
+    }
+    Ok(())
+}
+
+// In toml_edit an element's prefix holds what follows the previous comma: first the rest of
+// the previous element's line (its trailing comment), then, after a newline, full-line comments
+// and the indentation of this element. Removing an element keeps the former and drops its own
+// trailing comment (the head of the next element's prefix).
+
+fn prefix(v: &Value) -> String {
+    v.decor()
+        .prefix()
+        .and_then(|p| p.as_str())
+        .unwrap_or("")
+        .to_owned()
+}
+
+fn suffix(v: &Value) -> String {
+    v.decor()
+        .suffix()
+        .and_then(|p| p.as_str())
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// `(rest of the previous line, everything after its newline)`.
+fn split_line(text: &str) -> (&str, Option<&str>) {
+    match text.split_once('\n') {
+        Some((head, tail)) => (head, Some(tail)),
+        None => (text, None),
+    }
+}
+
+fn remove_keeping_comments(array: &mut Array, index: usize) {
+    if index >= array.len() {
+        return;
+    }
+    let removed = array.remove(index);
+    let removed_prefix = prefix(&removed);
+    let (head, _) = split_line(&removed_prefix);
+    if let Some(next) = array.get_mut(index) {
+        let next_prefix = prefix(next);
+        let new_prefix = match split_line(&next_prefix) {
+            (_, Some(tail)) => format!("{head}\n{tail}"),
+            (_, None) => removed_prefix.clone(),
+        };
+        next.decor_mut().set_prefix(new_prefix);
+        return;
+    }
+    // The last element went: the previous element's trailing comment and the layout before
+    // `]` stay, the removed element's own trailing comment goes.
+    // Without a newline the prefix is only this element's spacing, with nothing to keep.
+    let mut closing = match split_line(&removed_prefix) {
+        (_, Some(_)) => head.to_owned(),
+        (_, None) => String::new(),
+    };
+    if array.trailing_comma() || array.is_empty() {
+        let trailing = array.trailing().as_str().unwrap_or("").to_owned();
+        let rest = if array.is_empty() {
+            without_first_line(&format!("{}{trailing}", suffix(&removed)))
+        } else {
+            without_first_line(&trailing)
+        };
+        if closing.contains('#') && !rest.starts_with('\n') {
+            closing.push('\n');
+        }
+        if array.is_empty() {
+            array.set_trailing_comma(false);
+        }
+        array.set_trailing(format!("{closing}{rest}"));
+    } else if let Some(last) = array.get_mut(index - 1) {
+        closing.push_str(&without_first_line(&suffix(&removed)));
+        if closing.contains('#') && !closing.ends_with('\n') {
+            closing.push('\n');
+        }
+        let own = suffix(last);
+        last.decor_mut().set_suffix(format!("{own}{closing}"));
+    }
+}
+
+/// Drop the rest of the current line (a comment), keep the newline and what follows; plain
+/// whitespace without a newline is kept.
+fn without_first_line(text: &str) -> String {
+    match split_line(text) {
+        (_, Some(tail)) => format!("\n{tail}"),
+        (head, None) if head.trim().is_empty() => head.to_owned(),
+        (_, None) => String::new(),
+    }
+}
+
+/// Push a string formatted like the array's existing elements (one per line stays one per line).
+fn push_like_siblings(array: &mut Array, item: &str) {
+    let n = array.len();
+    let Some(last_prefix) = array.get(n.wrapping_sub(1)).map(prefix) else {
+        array.push(item);
+        return;
+    };
+    let mut new_prefix = match last_prefix.rsplit_once('\n') {
+        Some((_, indent)) => format!("\n{indent}"),
+        None => " ".to_owned(),
+    };
+    // After a trailing comma, the last element's own comment sits in the array's trailing
+    // text: it stays on that element's line, before the new one.
+    if array.trailing_comma() {
+        let trailing = array.trailing().as_str().unwrap_or("").to_owned();
+        if let (comment, Some(tail)) = split_line(&trailing) {
+            if new_prefix.starts_with('\n') {
+                new_prefix = format!("{comment}{new_prefix}");
+                array.set_trailing(format!("\n{tail}"));
+            }
+        }
+    }
+    let Some(last) = array.get_mut(n - 1) else {
+        return;
+    };
+    // Whitespace before `]` moves along to stay before `]`; a comment stays where it is.
+    let last_suffix = suffix(last);
+    let new_suffix = if last_suffix.trim().is_empty() {
+        last.decor_mut().set_suffix("");
+        last_suffix
+    } else {
+        String::new()
+    };
+    let mut value = Value::from(item);
+    value.decor_mut().set_prefix(new_prefix);
+    value.decor_mut().set_suffix(new_suffix);
+    array.push_formatted(value);
+}
+
+/// Set `key` to `value`, keeping the old value's whitespace and trailing comment.
+fn set_value(table: &mut dyn TableLike, key: &str, mut value: Value) {
+    match table.get_mut(key) {
+        Some(item) => {
+            if let Some(old) = item.as_value() {
+                *value.decor_mut() = old.decor().clone();
+            }
+            *item = Item::Value(value);
+        }
+        None => {
+            table.insert(key, Item::Value(value));
+        }
+    }
+}
+
+/// An integer when whole (`25`), else a float rounded to 0.01 (`12.5`).
+fn percent_value(p: f64) -> Value {
+    let hundredths = (p * 100.0).round();
+    if hundredths % 100.0 == 0.0 {
+        Value::from((hundredths / 100.0) as i64)
+    } else {
+        Value::from(hundredths / 100.0)
+    }
+}
+
+fn set_tenant_side(doc: &mut DocumentMut, tenant: &str, side: Side) -> Result<(), EditError> {
+    if tenant.is_empty() {
+        return Err(EditError::EmptyTenant);
+    }
+    let root = doc.as_table_mut();
+    if !root.contains_key("tenants") {
+        // `[tenants.<id>]` headers only: no bare `[tenants]` line.
+        let mut tenants = Table::new();
+        tenants.set_implicit(true);
+        root.insert("tenants", Item::Table(tenants));
+    }
+    let tenants = root
+        .get_mut("tenants")
+        .ok_or_else(|| EditError::Shape("tenants".into()))?;
+    let path = format!("tenants.{tenant}");
+    match tenants {
+        Item::Table(tenants) => {
+            if !tenants.contains_key(tenant) {
+                tenants.insert(tenant, Item::Table(Table::new()));
+            }
+        }
+        Item::Value(Value::InlineTable(tenants)) => {
+            if !tenants.contains_key(tenant) {
+                tenants.insert(tenant, Value::InlineTable(InlineTable::new()));
+            }
+        }
+        _ => return Err(EditError::Shape("tenants".into())),
+    }
+    let entry = tenants
+        .get_mut(tenant)
+        .and_then(Item::as_table_like_mut)
+        .ok_or(EditError::Shape(path))?;
+    set_value(entry, "side", Value::from(side.as_str()));
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = r#"# Switchyard gateway — production
+[listen]
+http = "0.0.0.0:8080"   # public port
+
+[[routes]]
+name = "users"
+path = "/api/users/{*rest}"
+legacy = "legacy"
+new = "users"
+
+# Cards moved first.
+[[routes]]
+name = "cards"          # the card service
+path = ["/api/cards", "/api/cards/{*rest}"]
+legacy = "legacy"
+new = "cards"
+tenants = [ "acme", "initech" ]   # pilot customers
+exclude = [
+  "hooli",   # contract says legacy until Q3
+  "wayne",
+]
+percent = 10 # ten percent of the rest
+state = "rollout"
+
+[store]
+url = "sqlite://switchyard.db"
+"#;
+
+    fn route(name: &str, change: RouteChange) -> Change {
+        Change::Route {
+            route: name.into(),
+            change,
+        }
+    }
+
+    fn strings(v: &toml::Value) -> Vec<&str> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap())
+            .collect()
+    }
+
+    fn cards(text: &str) -> toml::Value {
+        let doc: toml::Table = text.parse().unwrap();
+        doc["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"].as_str() == Some("cards"))
+            .unwrap()
+            .clone()
+    }
+
+    #[test]
+    fn adds_and_removes_tenants_keeping_comments_and_layout() {
+        let out = apply(
+            CONFIG,
+            &route(
+                "cards",
+                RouteChange {
+                    tenants_add: vec!["globex".into(), "acme".into()],
+                    tenants_remove: vec!["acme".into()],
+                    exclude_add: vec!["umbrella".into()],
+                    exclude_remove: vec!["hooli".into()],
+                    ..RouteChange::default()
+                },
+            ),
+        )
+        .unwrap();
+        // Removes run first, then adds: acme is removed and added back at the end.
+        assert!(
+            out.contains(r#"tenants = [ "initech", "globex", "acme" ]   # pilot customers"#),
+            "{out}"
+        );
+        assert!(
+            out.contains("exclude = [\n  \"wayne\",\n  \"umbrella\",\n]\n"),
+            "{out}"
+        );
+        for comment in [
+            "# Switchyard gateway — production",
+            "# public port",
+            "# Cards moved first.",
+            "# the card service",
+            "# ten percent of the rest",
+        ] {
+            assert!(out.contains(comment), "lost {comment:?}:\n{out}");
+        }
+        let c = cards(&out);
+        assert_eq!(strings(&c["tenants"]), ["initech", "globex", "acme"]);
+        assert_eq!(strings(&c["exclude"]), ["wayne", "umbrella"]);
+        assert_eq!(c["percent"].as_integer(), Some(10));
+        // Nothing else moved: the users route and the store are byte for byte the same.
+        let head = CONFIG.split("# Cards moved first.").next().unwrap();
+        assert!(out.starts_with(head));
+        assert!(out.ends_with("[store]\nurl = \"sqlite://switchyard.db\"\n"));
+    }
+
+    #[test]
+    fn sets_percent_and_state_keeping_trailing_comments() {
+        let out = apply(
+            CONFIG,
+            &route(
+                "cards",
+                RouteChange {
+                    percent: Some(25.0),
+                    state: Some(RouteState::Legacy),
+                    ..RouteChange::default()
+                },
+            ),
+        )
+        .unwrap();
+        assert!(
+            out.contains("percent = 25 # ten percent of the rest\nstate = \"legacy\"\n"),
+            "{out}"
+        );
+        let out = apply(
+            &out,
+            &route(
+                "cards",
+                RouteChange {
+                    percent: Some(12.345),
+                    ..RouteChange::default()
+                },
+            ),
+        )
+        .unwrap();
+        assert_eq!(cards(&out)["percent"].as_float(), Some(12.35));
+    }
+
+    #[test]
+    fn creates_missing_keys_in_the_right_route() {
+        let out = apply(
+            CONFIG,
+            &route(
+                "users",
+                RouteChange {
+                    tenants_add: vec!["acme".into()],
+                    percent: Some(5.0),
+                    state: Some(RouteState::Rollout),
+                    exclude_remove: vec!["nobody".into()],
+                    ..RouteChange::default()
+                },
+            ),
+        )
+        .unwrap();
+        let doc: toml::Table = out.parse().unwrap();
+        let users = &doc["routes"].as_array().unwrap()[0];
+        assert_eq!(users["name"].as_str(), Some("users"));
+        assert_eq!(strings(&users["tenants"]), ["acme"]);
+        assert_eq!(users["percent"].as_integer(), Some(5));
+        assert_eq!(users["state"].as_str(), Some("rollout"));
+        assert!(users.get("exclude").is_none(), "removing from nothing adds nothing");
+        // The new keys sit inside the users table, before the cards comment.
+        let users_part = out.split("# Cards moved first.").next().unwrap();
+        assert!(users_part.contains("tenants = [\"acme\"]\npercent = 5\n"), "{out}");
+        assert_eq!(cards(&out), cards(CONFIG), "cards untouched");
+    }
+
+    #[test]
+    fn tenant_wide_side_creates_and_updates_the_table() {
+        let out = apply(
+            CONFIG,
+            &Change::TenantSide {
+                tenant: "umbrella".into(),
+                side: Side::New,
+            },
+        )
+        .unwrap();
+        assert!(out.contains("[tenants.umbrella]\nside = \"new\"\n"), "{out}");
+        assert!(!out.contains("[tenants]\n"), "no bare [tenants] header: {out}");
+        let out = apply(
+            &out,
+            &Change::TenantSide {
+                tenant: "umbrella".into(),
+                side: Side::Legacy,
+            },
+        )
+        .unwrap();
+        let doc: toml::Table = out.parse().unwrap();
+        assert_eq!(doc["tenants"]["umbrella"]["side"].as_str(), Some("legacy"));
+        assert_eq!(out.matches("[tenants.umbrella]").count(), 1);
+        assert!(out.contains("# ten percent of the rest"));
+
+        let inline = "tenants = { acme = { side = \"legacy\" } } # held\n";
+        let out = apply(
+            inline,
+            &Change::TenantSide {
+                tenant: "acme".into(),
+                side: Side::New,
+            },
+        )
+        .unwrap();
+        assert_eq!(out, "tenants = { acme = { side = \"new\" } } # held\n");
+    }
+
+    fn edit_exclude(text: &str, add: &[&str], remove: &[&str]) -> String {
+        let change = route(
+            "cards",
+            RouteChange {
+                exclude_add: add.iter().map(|s| s.to_string()).collect(),
+                exclude_remove: remove.iter().map(|s| s.to_string()).collect(),
+                ..RouteChange::default()
+            },
+        );
+        apply(text, &change).unwrap()
+    }
+
+    #[test]
+    fn removing_an_element_keeps_its_neighbours_comments() {
+        let head = "[[routes]]\nname = \"cards\"\n";
+        let multi = format!(
+            "{head}exclude = [\n  # held\n  \"a\",  # about a\n  \"b\",  # about b\n  \"c\",  # about c\n]\n"
+        );
+        assert_eq!(
+            edit_exclude(&multi, &[], &["b"]),
+            format!("{head}exclude = [\n  # held\n  \"a\",  # about a\n  \"c\",  # about c\n]\n")
+        );
+        assert_eq!(
+            edit_exclude(&multi, &[], &["c"]),
+            format!("{head}exclude = [\n  # held\n  \"a\",  # about a\n  \"b\",  # about b\n]\n")
+        );
+        assert_eq!(
+            edit_exclude(&multi, &["d"], &[]),
+            format!(
+                "{head}exclude = [\n  # held\n  \"a\",  # about a\n  \"b\",  # about b\n  \"c\",  # about c\n  \"d\",\n]\n"
+            )
+        );
+        let no_comma = format!("{head}exclude = [\n  \"a\",  # about a\n  \"b\"\n]\n");
+        let out = edit_exclude(&no_comma, &[], &["b"]);
+        assert_eq!(out, format!("{head}exclude = [\n  \"a\"  # about a\n]\n"));
+        let out = edit_exclude(&out, &["z"], &[]);
+        assert_eq!(out, format!("{head}exclude = [\n  \"a\"  # about a\n,\n  \"z\"]\n"));
+        assert_eq!(
+            cards(&out)["exclude"].as_array().unwrap().len(),
+            2,
+            "odd but valid TOML"
+        );
+        let single = format!("{head}exclude = [\"a\", \"b\"]\n");
+        assert_eq!(
+            edit_exclude(&single, &[], &["a"]),
+            format!("{head}exclude = [\"b\"]\n")
+        );
+        assert_eq!(
+            edit_exclude(&single, &[], &["a", "b"]),
+            format!("{head}exclude = []\n")
+        );
+    }
+
+    #[test]
+    fn inline_route_arrays_are_edited_too() {
+        let text = "routes = [\n  { name = \"cards\", legacy = \"l\", tenants = [\"acme\"] },\n]\n";
+        let out = apply(
+            text,
+            &route(
+                "cards",
+                RouteChange {
+                    tenants_add: vec!["globex".into()],
+                    ..RouteChange::default()
+                },
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "routes = [\n  { name = \"cards\", legacy = \"l\", tenants = [\"acme\", \"globex\"] },\n]\n"
+        );
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_edit() {
+        let none = route("nope", RouteChange::default());
+        assert_eq!(apply(CONFIG, &none), Err(EditError::NoRoute("nope".into())));
+        let bad = route(
+            "cards",
+            RouteChange {
+                percent: Some(101.0),
+                ..RouteChange::default()
+            },
+        );
+        assert_eq!(apply(CONFIG, &bad), Err(EditError::BadPercent(101.0)));
+        let nan = route(
+            "cards",
+            RouteChange {
+                percent: Some(f64::NAN),
+                ..RouteChange::default()
+            },
+        );
+        assert!(matches!(apply(CONFIG, &nan), Err(EditError::BadPercent(_))));
+        let shape = "[[routes]]\nname = \"cards\"\ntenants = \"acme\"\n";
+        let add = route(
+            "cards",
+            RouteChange {
+                tenants_add: vec!["x".into()],
+                ..RouteChange::default()
+            },
+        );
+        assert_eq!(
+            apply(shape, &add),
+            Err(EditError::Shape("routes.cards.tenants".into()))
+        );
+        assert!(matches!(apply("[[routes]\n", &add), Err(EditError::Parse(_))));
+        let empty = route(
+            "cards",
+            RouteChange {
+                exclude_add: vec![String::new()],
+                ..RouteChange::default()
+            },
+        );
+        assert_eq!(apply(CONFIG, &empty), Err(EditError::EmptyTenant));
+    }
+}
