@@ -18,6 +18,7 @@ pub mod proxy;
 pub mod rules;
 pub mod server;
 pub mod shadow;
+pub mod store;
 pub mod telemetry;
 pub mod tls;
 pub mod traffic;
