@@ -1,23 +1,115 @@
-//! The admin listener, apart from traffic: `/metrics` (Prometheus text format).
+//! The admin listener: the operator's JSON API and `/metrics`.
+//!
+//! Every `/admin/*` call needs `Authorization: Bearer <token>` with a token from
+//! `[admin] tokens_file` (loaded and reloaded with the config): none or unknown → 401, a read
+//! token on a write call (any method but GET/HEAD) → 403. Loopback is not trusted by itself;
+//! without a tokens file the API answers 401 and says how to configure one. `/metrics` stays
+//! open so Prometheus scrapers need no secret: it carries counters only, no tenant names —
+//! keep the admin listener on a private address.
+//!
+//! Writes (`rollout`, `reload`, `rollback`) are serialised, go through the same
+//! validate-then-swap pipeline as a hand edit of the config file (which they rewrite,
+//! keeping its comments), and are recorded in the audit log of the store before they answer.
+//! When the store could not be opened at start, writes answer 503: an unaudited change is
+//! not made. Reads and traffic are unaffected.
+//!
+//! ```text
+//! curl -H "authorization: Bearer $TOKEN" http://127.0.0.1:9901/admin/status
+//! curl -H "authorization: Bearer $TOKEN" -d '{"route":"cards","tenant":"acme","side":"new"}' \
+//!      'http://127.0.0.1:9901/admin/rollout?dry_run=true'
+//! ```
+
+mod api;
+mod auth;
+mod error;
+mod rollout;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::header;
+use axum::middleware;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
+use http_body_util::BodyExt;
+use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::proxy::Proxy;
+use crate::store::{AuditEntry, Store};
+
+pub use auth::{Caller, Role};
+pub use error::ApiError;
+
+/// Shared state of the admin API.
+pub struct AdminState {
+    /// The request path's shared state: live rules, traffic, store, metrics.
+    pub proxy: Arc<Proxy>,
+    /// Serialises admin writes: each edit is computed from the generation in force.
+    writes: tokio::sync::Mutex<()>,
+}
+
+// === impl AdminState ===
+
+impl AdminState {
+    /// Admin state over the gateway's shared state.
+    pub fn new(proxy: Arc<Proxy>) -> Arc<AdminState> {
+        Arc::new(AdminState {
+            proxy,
+            writes: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The store, or 503: every write must be audited.
+    fn store(&self) -> Result<&Store, ApiError> {
+        self.proxy.store.as_ref().ok_or(ApiError::StoreUnavailable)
+    }
+
+    /// Append an audit entry; the caller has made its change already, so a failure here says
+    /// so instead of hiding it (and the entry goes to the log, the last place it can be kept).
+    async fn audit(&self, entry: AuditEntry) -> Result<i64, ApiError> {
+        let store = self.store()?;
+        match store.append_audit(&entry).await {
+            Ok(id) => Ok(id),
+            Err(error) => {
+                let record = serde_json::to_string(&entry).unwrap_or_default();
+                tracing::error!("audit entry could not be stored ({error}): {record}");
+                Err(ApiError::AuditFailed {
+                    generation: entry.generation,
+                    message: error.to_string(),
+                })
+            }
+        }
+    }
+}
+
+/// The admin router (also usable without a socket, e.g. with `tower::ServiceExt::oneshot`).
+pub fn router(proxy: Arc<Proxy>) -> Router {
+    let state = AdminState::new(proxy);
+    let api = Router::new()
+        .route("/admin/status", get(api::status))
+        .route("/admin/routes", get(api::routes))
+        .route("/admin/history", get(api::history))
+        .route("/admin/audit", get(api::audit))
+        .route("/admin/rollout", post(rollout::rollout))
+        .route("/admin/reload", post(api::reload))
+        .route("/admin/rollback", post(api::rollback))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
+    Router::new()
+        .route("/metrics", get(metrics))
+        .merge(api)
+        .fallback(not_found)
+        .with_state(state)
+}
 
 /// Serve the admin API on `listener` until shutdown.
 pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, mut shutdown: watch::Receiver<bool>) {
-    let app = Router::new()
-        .route("/metrics", get(metrics))
-        .with_state(proxy);
-    let result = axum::serve(listener, app)
+    let result = axum::serve(listener, router(proxy))
         .with_graceful_shutdown(async move {
             let _ = shutdown.changed().await;
         })
@@ -27,12 +119,59 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, mut shutdown: watch
     }
 }
 
-async fn metrics(State(proxy): State<Arc<Proxy>>) -> impl IntoResponse {
+async fn metrics(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        proxy.metrics.render(),
+        state.proxy.metrics.render(),
     )
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError::NotFound(format!("no admin call {}", request.uri().path()))
+}
+
+/// A JSON request body, read up to `[admin] max_body` (413 beyond); an empty body reads as
+/// `{}` so calls without parameters need none.
+pub struct AdminJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<Arc<AdminState>> for AdminJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &Arc<AdminState>) -> Result<Self, ApiError> {
+        let limit = state.proxy.live.load().rules.admin.max_body;
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            return Err(ApiError::BodyTooLarge { limit });
+        }
+        let body = http_body_util::Limited::new(request.into_body(), limit);
+        let bytes = match body.collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+                return Err(ApiError::BodyTooLarge { limit });
+            }
+            Err(error) => return Err(ApiError::BadRequest(format!("reading the body: {error}"))),
+        };
+        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &bytes
+        };
+        serde_json::from_slice(bytes)
+            .map(AdminJson)
+            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+    }
+}
+
+/// Parse the query string into `T` (400 with the reason otherwise).
+fn query<T: DeserializeOwned>(uri: &axum::http::Uri) -> Result<T, ApiError> {
+    axum::extract::Query::<T>::try_from_uri(uri)
+        .map(|q| q.0)
+        .map_err(|e| ApiError::BadRequest(e.body_text()))
 }

@@ -1,11 +1,13 @@
 //! The command line: `run`, `check`, `explain`, `demo`, `override-token`, and the admin
-//! client commands that talk to a running gateway.
+//! client commands that talk to a running gateway (`status`, `rollout`, `reload`, `history`,
+//! `rollback`, `audit`; see [`crate::client`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::client::{self, AdminArgs, AuditArgs, Call, RolloutArgs};
 use crate::config;
 use crate::rules::{self, RequestView, Side};
 use crate::server::{Gateway, Options};
@@ -67,6 +69,47 @@ pub enum Command {
         #[arg(long, default_value = "1h")]
         ttl: String,
     },
+    /// Show a running gateway's generation, reload errors, upstream health and routes.
+    Status {
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Change one route's rollout: a tenant's side, the percent, the state.
+    Rollout {
+        #[command(flatten)]
+        rollout: RolloutArgs,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Re-read the config file of a running gateway now.
+    Reload {
+        /// Why: kept in the audit log.
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// List a running gateway's config generations, newest first.
+    History {
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Return a running gateway to the rules of an earlier generation.
+    Rollback {
+        generation: u64,
+        /// Why: kept in the audit log.
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Show the audit log of admin changes, newest first.
+    Audit {
+        #[command(flatten)]
+        filter: AuditArgs,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
 }
 
 /// Run the command line; the returned code is the process's exit status.
@@ -88,6 +131,16 @@ pub fn main() -> ExitCode {
             quiet,
         } => crate::demo::main(config, duration, quiet),
         Command::OverrideToken { config, side, ttl } => override_token(&config, &side, &ttl),
+        Command::Status { admin } => client::main(&admin, Call::Status),
+        Command::Rollout { rollout, admin } => client::main(&admin, Call::Rollout(rollout)),
+        Command::Reload { reason, admin } => client::main(&admin, Call::Reload { reason }),
+        Command::History { admin } => client::main(&admin, Call::History),
+        Command::Rollback {
+            generation,
+            reason,
+            admin,
+        } => client::main(&admin, Call::Rollback { generation, reason }),
+        Command::Audit { filter, admin } => client::main(&admin, Call::Audit(filter)),
     }
 }
 

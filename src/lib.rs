@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod config_edit;
 pub mod demo;

@@ -201,18 +201,40 @@ impl Live {
         trigger: Trigger,
     ) -> Result<ReloadOutcome, ReloadError> {
         let _guard = self.reload_lock.lock().await;
-        let result = self.write_and_reload_locked(text, trigger).await;
+        let result = self.write_and_reload_locked(None, text, trigger).await;
+        self.record(&result);
+        result
+    }
+
+    /// [`Live::write_and_reload`] for an edit computed from generation `base`: refused with
+    /// [`ReloadError::Conflict`] as well when another generation (a file edit, SIGHUP, a
+    /// rollback) took over since, so an edit never silently undoes a change it did not see.
+    pub async fn write_and_reload_from(
+        &self,
+        base: u64,
+        text: String,
+        trigger: Trigger,
+    ) -> Result<ReloadOutcome, ReloadError> {
+        let _guard = self.reload_lock.lock().await;
+        let result = self
+            .write_and_reload_locked(Some(base), text, trigger)
+            .await;
         self.record(&result);
         result
     }
 
     async fn write_and_reload_locked(
         &self,
+        base: Option<u64>,
         text: String,
         trigger: Trigger,
     ) -> Result<ReloadOutcome, ReloadError> {
+        let running = self.load();
+        if base.is_some_and(|b| b != running.generation) {
+            return Err(ReloadError::Conflict);
+        }
         let on_disk = read(&self.path)?;
-        if *on_disk != *self.load().text {
+        if *on_disk != *running.text {
             return Err(ReloadError::Conflict);
         }
         let path = self.path.clone();

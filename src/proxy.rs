@@ -27,7 +27,9 @@ use crate::error::ProxyError;
 use crate::live::{Live, Snapshot};
 use crate::rules::{Reject, RequestView, Route, Side};
 use crate::shadow::{ShadowTicket, Shadower};
+use crate::store::Store;
 use crate::telemetry::Metrics;
+use crate::traffic::Traffic;
 use body::{Body, BodyFault, Buffered, FaultSlot, GuardedBody};
 use forward::{Downstream, SHADOW_HEADER};
 
@@ -39,6 +41,11 @@ pub struct Proxy {
     pub metrics: Arc<Metrics>,
     /// The shadow worker.
     pub shadow: Arc<Shadower>,
+    /// Recent requests per route and side, and the busiest tenants (admin API).
+    pub traffic: Arc<Traffic>,
+    /// The durable store (audit log, shadow results), opened once at start; `None` when it
+    /// could not be opened: admin writes are then refused, traffic is served as usual.
+    pub store: Option<Store>,
 }
 
 /// What the server knows about the connection a request came on.
@@ -168,6 +175,11 @@ async fn handle_inner<'s>(
     served.side = decided.side;
     if decided.reject.is_some() {
         return Err(ProxyError::UnknownTenant);
+    }
+    if let Some(route) = decided.route {
+        proxy
+            .traffic
+            .record(&route.name, decided.side, decided.tenant.as_deref());
     }
 
     let host = forward::client_host(&parts.uri, &parts.headers);

@@ -22,8 +22,10 @@ use crate::live::{Live, Trigger};
 use crate::proxy::{self, Connection, Proxy};
 use crate::rules::Limits;
 use crate::shadow::Shadower;
+use crate::store::Store;
 use crate::telemetry::Metrics;
 use crate::tls::{self, CertResolver};
+use crate::traffic::Traffic;
 
 pub mod framing;
 
@@ -84,10 +86,13 @@ impl Gateway {
         let shadow = Shadower::start(&snapshot, metrics.clone())
             .await
             .map_err(StartError::Other)?;
+        let store = open_store(config, &rules.store.url).await;
         let proxy = Arc::new(Proxy {
             live: live.clone(),
             metrics: metrics.clone(),
             shadow,
+            traffic: Arc::new(Traffic::new()),
+            store,
         });
         let mut tasks = Vec::new();
 
@@ -178,11 +183,33 @@ impl Gateway {
             let _ = task.await;
         }
         self.proxy.shadow.close().await;
+        if let Some(store) = &self.proxy.store {
+            store.close().await;
+        }
     }
 
     /// Reload the rules now (tests; the file watch and SIGHUP do this in production).
     pub async fn reload(&self) -> Result<crate::live::ReloadOutcome, crate::live::ReloadError> {
         self.live.reload(Trigger::Admin).await
+    }
+}
+
+/// Open the store named by `[store] url` (relative SQLite paths against the config's
+/// directory). A store that cannot be opened does not stop the gateway: traffic is served and
+/// the admin API refuses writes (they could not be audited) until a restart finds it.
+async fn open_store(config: &Path, url: &str) -> Option<Store> {
+    let base = config
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    match Store::open(url, base).await {
+        Ok(store) => Some(store),
+        Err(error) => {
+            tracing::error!(
+                "the store cannot be opened ({error}); serving traffic without it, admin writes are refused"
+            );
+            None
+        }
     }
 }
 

@@ -1,0 +1,317 @@
+//! The admin calls apart from rollout: status, routes, history, audit (reads) and reload,
+//! rollback (writes, audited).
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::Json;
+use axum::extract::{Extension, State};
+use axum::http::Uri;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::rollout::route_rules;
+use super::{AdminJson, AdminState, ApiError, Caller, query};
+use crate::live::{ReloadOutcome, Snapshot, Trigger};
+use crate::rules::{Route, RuleSet};
+use crate::store::{AuditEntry, AuditFilter};
+use crate::util::{epoch_ms, now_ms};
+
+/// How many tenant names a route listing shows per list (the counts are always whole).
+const LIST_LIMIT: usize = 100;
+/// Busiest tenants shown per route.
+const BUSIEST: usize = 10;
+
+/// `GET /admin/status`: the generation in force, the last failed reload, upstream health.
+pub async fn status(State(state): State<Arc<AdminState>>) -> Json<Value> {
+    let snapshot = state.proxy.live.load();
+    Json(json!({
+        "generation": snapshot.generation,
+        "hash": snapshot.rules.hash,
+        "loaded_at": epoch_ms(snapshot.loaded_at),
+        "trigger": snapshot.trigger,
+        "config": state.proxy.live.path().display().to_string(),
+        "routes": snapshot.rules.routes.len(),
+        "last_reload_error": state.proxy.live.last_error(),
+        "upstreams": snapshot.pools.health(),
+        // Automatic guards are planned (SPEC); the field is here so clients need not change.
+        "guards": [],
+        "audit_store": if state.proxy.store.is_some() { "ok" } else { "unavailable" },
+    }))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RoutesQuery {
+    /// Only this route.
+    route: Option<String>,
+}
+
+/// `GET /admin/routes[?route=NAME]`: the effective rules of each route and its recent traffic.
+pub async fn routes(
+    State(state): State<Arc<AdminState>>,
+    uri: Uri,
+) -> Result<Json<Value>, ApiError> {
+    let q: RoutesQuery = query(&uri)?;
+    let snapshot = state.proxy.live.load();
+    if let Some(name) = &q.route
+        && snapshot.rules.route(name).is_none()
+    {
+        return Err(ApiError::NotFound(format!("no route named {name:?}")));
+    }
+    let traffic = state.proxy.traffic.clone();
+    // Listing who is on the new side walks every known tenant per route: CPU work, kept off
+    // the async workers.
+    let body = tokio::task::spawn_blocking(move || {
+        let rules = &snapshot.rules;
+        let routes: Vec<Value> = rules
+            .routes
+            .iter()
+            .filter(|r| q.route.as_deref().is_none_or(|n| n == r.name))
+            .map(|r| {
+                let mut doc = route_doc(rules, r);
+                doc["traffic"] = json!(traffic.windows(&r.name));
+                doc["busiest_tenants"] = json!(traffic.busiest(&r.name, BUSIEST));
+                doc
+            })
+            .collect();
+        let tenant_sides: serde_json::Map<String, Value> = rules
+            .known_tenants()
+            .into_iter()
+            .filter_map(|t| rules.tenant_side(&t).map(|s| (t, json!(s))))
+            .collect();
+        json!({
+            "generation": snapshot.generation,
+            "routes": routes,
+            "tenant_sides": tenant_sides,
+        })
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(body))
+}
+
+fn route_doc(rules: &RuleSet, r: &Route) -> Value {
+    let on_new = rules.tenants_on_new(r);
+    let mut doc = route_rules(r);
+    let extra = json!({
+        "name": r.name,
+        "paths": r.paths,
+        "methods": r.methods.as_ref().map(|m| m.iter().map(|m| m.as_str()).collect::<Vec<_>>()),
+        "salt": r.salt,
+        "sticky": r.sticky.to_string(),
+        "legacy": r.legacy,
+        "new": r.new,
+        "cohorts": r.cohorts,
+        "tenants_on_new": {
+            "count": on_new.len(),
+            "tenants": on_new.iter().take(LIST_LIMIT).collect::<Vec<_>>(),
+        },
+        "fallback": r.fallback,
+        "shadow": {
+            "on": r.shadow.is_some() && rules.shadow.enabled,
+            "percent": r.shadow.as_ref().map(|s| f64::from(s.percent_bp) / 100.0),
+        },
+    });
+    if let (Some(doc), Some(extra)) = (doc.as_object_mut(), extra.as_object()) {
+        for (k, v) in extra {
+            doc.insert(k.clone(), v.clone());
+        }
+    }
+    doc
+}
+
+/// `GET /admin/history`: past generations, newest first.
+pub async fn history(State(state): State<Arc<AdminState>>) -> Json<Value> {
+    Json(json!({
+        "current": state.proxy.live.load().generation,
+        "generations": state.proxy.live.history(),
+    }))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct AuditQuery {
+    route: Option<String>,
+    target: Option<String>,
+    token: Option<String>,
+    action: Option<String>,
+    /// Epoch milliseconds, RFC 3339, or a duration back from now (`15m`, `2h`).
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /admin/audit?route=&token=&action=&since=&until=&limit=`: newest first.
+pub async fn audit(
+    State(state): State<Arc<AdminState>>,
+    uri: Uri,
+) -> Result<Json<Value>, ApiError> {
+    let q: AuditQuery = query(&uri)?;
+    let filter = AuditFilter {
+        limit: q.limit,
+        target: q.route.or(q.target),
+        token: q.token,
+        since_ms: q.since.as_deref().map(instant).transpose()?,
+        until_ms: q.until.as_deref().map(instant).transpose()?,
+        action: q.action,
+    };
+    let entries = state.store()?.list_audit(&filter).await?;
+    Ok(Json(json!({ "entries": entries })))
+}
+
+/// An instant from the query string: epoch ms, RFC 3339, or a duration ago.
+fn instant(text: &str) -> Result<i64, ApiError> {
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    if let Ok(ago) = humantime::parse_duration(text) {
+        let ago = i64::try_from(ago.as_millis()).unwrap_or(i64::MAX);
+        return Ok(now_ms().saturating_sub(ago));
+    }
+    humantime::parse_rfc3339_weak(text)
+        .map(epoch_ms)
+        .map_err(|_| {
+            ApiError::BadRequest(format!(
+                "not a time: {text:?} (epoch milliseconds, RFC 3339, or a duration such as 15m)"
+            ))
+        })
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReloadRequest {
+    reason: Option<String>,
+}
+
+/// `POST /admin/reload`: re-read the config file now.
+pub async fn reload(
+    State(state): State<Arc<AdminState>>,
+    Extension(caller): Extension<Caller>,
+    AdminJson(request): AdminJson<ReloadRequest>,
+) -> Result<Json<Value>, ApiError> {
+    state.store()?;
+    let _write = state.writes.lock().await;
+    let before = state.proxy.live.load();
+    let outcome = state.proxy.live.reload(Trigger::Admin).await?;
+    finish(
+        &state,
+        &caller,
+        "reload",
+        &before,
+        outcome,
+        request.reason,
+        None,
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    generation: u64,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// `POST /admin/rollback {generation}`: return to an earlier generation's rules (its text is
+/// written back to the config file and loaded as a new generation).
+pub async fn rollback(
+    State(state): State<Arc<AdminState>>,
+    Extension(caller): Extension<Caller>,
+    AdminJson(request): AdminJson<RollbackRequest>,
+) -> Result<Json<Value>, ApiError> {
+    state.store()?;
+    let _write = state.writes.lock().await;
+    let before = state.proxy.live.load();
+    let outcome = state.proxy.live.rollback(request.generation).await?;
+    let to = Some(request.generation);
+    finish(
+        &state,
+        &caller,
+        "rollback",
+        &before,
+        outcome,
+        request.reason,
+        to,
+    )
+    .await
+}
+
+/// Audit a reload or rollback and answer with the outcome.
+async fn finish(
+    state: &AdminState,
+    caller: &Caller,
+    action: &str,
+    before: &Snapshot,
+    outcome: ReloadOutcome,
+    reason: Option<String>,
+    restored: Option<u64>,
+) -> Result<Json<Value>, ApiError> {
+    let (result, generation, hash) = match &outcome {
+        ReloadOutcome::Applied { generation, hash } => ("applied", *generation, hash),
+        ReloadOutcome::Unchanged { generation, hash } => ("unchanged", *generation, hash),
+    };
+    let mut after = json!({"generation": generation, "hash": hash, "result": result});
+    if let Some(g) = restored {
+        after["restored"] = json!(g);
+    }
+    let entry = audit_entry(
+        caller,
+        action,
+        "config",
+        json!({"generation": before.generation, "hash": before.rules.hash}),
+        after,
+        reason,
+        Some(generation),
+        false,
+    );
+    let id = state.audit(entry).await?;
+    let mut body = json!(outcome);
+    body["previous_generation"] = json!(before.generation);
+    body["audit_id"] = json!(id);
+    Ok(Json(body))
+}
+
+/// One audit record, stamped now.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn audit_entry(
+    caller: &Caller,
+    action: &str,
+    target: &str,
+    before: Value,
+    after: Value,
+    reason: Option<String>,
+    generation: Option<u64>,
+    dry_run: bool,
+) -> AuditEntry {
+    AuditEntry {
+        id: 0,
+        at_ms: epoch_ms(SystemTime::now()),
+        token_name: caller.name.clone(),
+        action: action.to_owned(),
+        target: target.to_owned(),
+        before,
+        after,
+        reason: reason
+            .map(|r| r.trim().to_owned())
+            .filter(|r| !r.is_empty()),
+        generation,
+        dry_run,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instants_from_the_query_string() {
+        assert_eq!(instant("1700000000000").unwrap(), 1_700_000_000_000);
+        assert_eq!(instant("2023-11-14T22:13:20Z").unwrap(), 1_700_000_000_000);
+        let ago = now_ms() - instant("1h").unwrap();
+        assert!((3_599_000..=3_601_000).contains(&ago), "{ago}");
+        assert_eq!(instant("yesterday").unwrap_err().status(), 400);
+    }
+}

@@ -1,0 +1,166 @@
+//! The one table from an admin API failure to its answer: status code and JSON body
+//! `{error, kind, status}` (plus `errors` with every config error for a rejected change).
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::config_edit::EditError;
+use crate::live::ReloadError;
+
+/// Why an admin call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No usable `Authorization: Bearer` header, or an unknown token.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A known token without the role the call needs.
+    #[error("the token {name:?} has role read; {action} needs write")]
+    Forbidden { name: String, action: String },
+    #[error("request body larger than [admin] max_body ({limit} bytes)")]
+    BodyTooLarge { limit: usize },
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// The change produced a config the loader rejects; nothing changed.
+    #[error("the change was rejected, nothing changed: {}", .0.join("; "))]
+    Invalid(Vec<String>),
+    /// The config file or the generation moved under the change; nothing changed.
+    #[error(
+        "nothing changed: the config file on disk is not the text of the running generation (edited and not loaded, or another change came first); reload or fix the file, then retry"
+    )]
+    Conflict,
+    #[error(
+        "audit store unavailable: writes are refused because they could not be audited (see the gateway log; reads and traffic are unaffected)"
+    )]
+    StoreUnavailable,
+    /// The change is in force but its audit entry could not be stored.
+    #[error(
+        "the change is in force (generation {}) but its audit entry could not be stored: {message}; the entry was written to the gateway log",
+        generation.map(|g| g.to_string()).unwrap_or_else(|| "unchanged".into())
+    )]
+    AuditFailed {
+        generation: Option<u64>,
+        message: String,
+    },
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The status code the caller receives.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Conflict => StatusCode::CONFLICT,
+            ApiError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::AuditFailed { .. } | ApiError::Internal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    /// Short machine-readable kind for the JSON body.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden { .. } => "forbidden",
+            ApiError::BodyTooLarge { .. } => "body_too_large",
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Invalid(_) => "invalid_config",
+            ApiError::Conflict => "conflict",
+            ApiError::StoreUnavailable => "store_unavailable",
+            ApiError::AuditFailed { .. } => "audit_failed",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<ReloadError> for ApiError {
+    fn from(error: ReloadError) -> Self {
+        match error {
+            ReloadError::Config(errors) => {
+                ApiError::Invalid(errors.to_string().lines().map(str::to_owned).collect())
+            }
+            // Upstream pools and compare rules are built from the config: still its fault.
+            ReloadError::Build(message) => ApiError::Invalid(vec![message]),
+            ReloadError::Conflict => ApiError::Conflict,
+            ReloadError::UnknownGeneration(g) => ApiError::NotFound(format!(
+                "generation {g} is not in the history (see GET /admin/history)"
+            )),
+            ReloadError::Io { .. } => ApiError::Internal(error.to_string()),
+        }
+    }
+}
+
+impl From<EditError> for ApiError {
+    fn from(error: EditError) -> Self {
+        match error {
+            EditError::NoRoute(_) => ApiError::NotFound(error.to_string()),
+            EditError::BadPercent(_) | EditError::EmptyTenant => {
+                ApiError::BadRequest(error.to_string())
+            }
+            // The running text did not parse or has an unusual shape: a file problem.
+            EditError::Parse(_) | EditError::Shape(_) => ApiError::Invalid(vec![error.to_string()]),
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(error: crate::store::StoreError) -> Self {
+        ApiError::Internal(format!("store: {error}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let mut body = serde_json::json!({
+            "error": self.to_string(),
+            "kind": self.kind(),
+            "status": status.as_u16(),
+        });
+        if let ApiError::Invalid(errors) = &self {
+            body["errors"] = serde_json::json!(errors);
+        }
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"switchyard-admin\""),
+            );
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses() {
+        assert_eq!(ApiError::Conflict.status(), 409);
+        assert_eq!(ApiError::StoreUnavailable.status(), 503);
+        assert_eq!(ApiError::Invalid(vec![]).status(), 422);
+        assert_eq!(ApiError::BodyTooLarge { limit: 1 }.status(), 413);
+        let forbidden = ApiError::Forbidden {
+            name: "viewer".into(),
+            action: "rollout".into(),
+        };
+        assert_eq!(forbidden.status(), 403);
+        assert_eq!(
+            forbidden.to_string(),
+            "the token \"viewer\" has role read; rollout needs write"
+        );
+        let response = ApiError::Unauthorized("x".into()).into_response();
+        assert!(response.headers().contains_key(header::WWW_AUTHENTICATE));
+    }
+}
