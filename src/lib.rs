@@ -7,6 +7,8 @@
 //! The request path is [`proxy::handle`]; the rules it runs on are one immutable
 //! [`live::Snapshot`] swapped whole on reload.
 
+//! tenant by tenant, from a legacy monolith to new services.
+
 pub mod admin;
 pub mod cli;
 pub mod config;
@@ -17,6 +19,7 @@ pub mod proxy;
 pub mod rules;
 pub mod server;
 pub mod shadow;
+pub mod store;
 pub mod telemetry;
 pub mod tls;
 pub mod util;
