@@ -1,5 +1,7 @@
 //! The core gateway end to end: real loopback upstreams, the real gateway over TCP.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::time::Duration;
