@@ -198,7 +198,9 @@ fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
+        // hyper starts this clock whenever the connection waits for a request head, so it is
+        // both the slow-header limit and the keep-alive idle limit: the shorter one applies.
+        .header_read_timeout(limits.header_read_timeout.min(limits.idle_timeout))
         // hyper answers 431 when the header block outgrows this buffer; it refuses < 8 KiB.
         .max_buf_size(limits.max_header_bytes.max(8192))
         .max_headers(limits.max_headers)
