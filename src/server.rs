@@ -22,6 +22,7 @@ use crate::live::{Live, Trigger};
 use crate::proxy::{self, Connection, Proxy};
 use crate::rules::Limits;
 use crate::shadow::Shadower;
+use crate::store::{GenerationRecord, RetentionPolicy, Store, StoreWriter, WriterConfig};
 use crate::telemetry::Metrics;
 use crate::tls::{self, CertResolver};
 
@@ -81,15 +82,34 @@ impl Gateway {
         let snapshot = live.load();
         let rules = &snapshot.rules;
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let shadow = Shadower::start(&snapshot, metrics.clone())
-            .await
-            .map_err(StartError::Other)?;
+        let mut tasks = Vec::new();
+        let store = open_store(&snapshot.rules, config).await;
+        let writer = store.clone().map(|store| {
+            StoreWriter::spawn(
+                store,
+                WriterConfig {
+                    retention: Some(RetentionPolicy {
+                        max_age: rules.store.retention,
+                        max_samples: rules.store.max_samples,
+                        ..RetentionPolicy::default()
+                    }),
+                    ..WriterConfig::default()
+                },
+            )
+        });
+        let shadow = Shadower::start(&snapshot, metrics.clone(), writer);
+        if let Some(store) = &store {
+            tasks.push(tokio::spawn(persist_history(
+                live.clone(),
+                store.clone(),
+                shutdown_rx.clone(),
+            )));
+        }
         let proxy = Arc::new(Proxy {
             live: live.clone(),
             metrics: metrics.clone(),
             shadow,
         });
-        let mut tasks = Vec::new();
 
         let http = match rules.listen.http {
             Some(addr) => {
@@ -183,6 +203,47 @@ impl Gateway {
     /// Reload the rules now (tests; the file watch and SIGHUP do this in production).
     pub async fn reload(&self) -> Result<crate::live::ReloadOutcome, crate::live::ReloadError> {
         self.live.reload(Trigger::Admin).await
+    }
+}
+
+/// Open the store of `[store] url`. A store that cannot be opened does not stop the gateway:
+/// traffic matters more than shadow records; the failure is logged loudly and the
+/// comparisons are then only counted in metrics.
+async fn open_store(rules: &crate::rules::RuleSet, config: &Path) -> Option<Store> {
+    let base = config.parent().unwrap_or(Path::new("."));
+    match Store::open(&rules.store.url, base).await {
+        Ok(store) => Some(store),
+        Err(error) => {
+            tracing::error!(url = %rules.store.url, "store unavailable, shadow results and history are not persisted: {error}");
+            None
+        }
+    }
+}
+
+/// Save every generation (its full config text) in the store: the history survives restarts
+/// and is shared by a fleet on PostgreSQL.
+async fn persist_history(live: Arc<Live>, store: Store, mut shutdown: watch::Receiver<bool>) {
+    let mut changed = live.subscribe();
+    loop {
+        let snapshot = live.load();
+        let record = GenerationRecord {
+            generation: snapshot.generation,
+            hash: snapshot.rules.hash.clone(),
+            loaded_at_ms: crate::util::epoch_ms(snapshot.loaded_at),
+            source: live.path().display().to_string(),
+            content: snapshot.text.to_string(),
+            origin: snapshot.trigger.as_str().to_string(),
+        };
+        if let Err(error) = store.save_generation(&record).await {
+            tracing::warn!(
+                generation = record.generation,
+                "history not persisted: {error}"
+            );
+        }
+        tokio::select! {
+            result = changed.changed() => if result.is_err() { return },
+            _ = shutdown.changed() => return,
+        }
     }
 }
 
