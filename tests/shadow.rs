@@ -320,3 +320,46 @@ compare = { redact = ["/owner/email"] }"#,
     }
     gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_skips_and_counts_instead_of_waiting() {
+    let legacy = Upstream::json("legacy").await;
+    let slow = Upstream::start(|_req| async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        http::Response::new(body::full("{}"))
+    })
+    .await;
+    let cfg = shadow_config(&legacy.url(), &slow.url(), "shadow = { percent = 100 }").replace(
+        "[store]",
+        "[shadow]\nqueue = 2\nmax_in_flight = 1\n\n[store]",
+    );
+    let gw = TestGateway::start(&cfg).await;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let url = gw.url(&format!("/api/cards/{i}"));
+        tasks.push(tokio::spawn(async move {
+            get(&url, &[("x-tenant-id", "globex")]).await.status
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "primaries waited on the shadow queue"
+    );
+    let metrics = gw.gw().metrics.render();
+    let skipped: u64 = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("switchyard_shadow_skipped_total{route=\"cards\",reason=\"queue_full\"}")
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        skipped >= 30,
+        "expected most of 40 to be skipped with queue 2 / in-flight 1, got {skipped}\n{metrics}"
+    );
+    gw.shutdown().await;
+}
