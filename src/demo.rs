@@ -195,7 +195,7 @@ async fn stand_in_answer(name: &str, n: u64, req: Request<Incoming>) -> Response
         .next()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let currency = if name != "legacy" && id % 20 == 0 {
+    let currency = if name != "legacy" && id.is_multiple_of(20) {
         "usd"
     } else {
         "USD"

@@ -7,6 +7,8 @@
 //! The request path is [`proxy::handle`]; the rules it runs on are one immutable
 //! [`live::Snapshot`] swapped whole on reload.
 
+//! tenant by tenant, from a legacy monolith to new services.
+
 pub mod admin;
 pub mod cli;
 pub mod client;

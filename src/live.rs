@@ -41,6 +41,19 @@ pub enum Trigger {
     Rollback,
 }
 
+impl Trigger {
+    /// The name stored in the history.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Start => "start",
+            Trigger::File => "file",
+            Trigger::Signal => "sighup",
+            Trigger::Admin => "admin",
+            Trigger::Rollback => "rollback",
+        }
+    }
+}
+
 /// One compiled, immutable rule set in force, with everything derived from it.
 pub struct Snapshot {
     /// Monotonically increasing; every successful (re)load increments it.

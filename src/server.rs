@@ -22,7 +22,7 @@ use crate::live::{Live, Trigger};
 use crate::proxy::{self, Connection, Proxy};
 use crate::rules::Limits;
 use crate::shadow::Shadower;
-use crate::store::Store;
+use crate::store::{GenerationRecord, RetentionPolicy, Store, StoreWriter, WriterConfig};
 use crate::telemetry::Metrics;
 use crate::tls::{self, CertResolver};
 use crate::traffic::Traffic;
@@ -83,10 +83,29 @@ impl Gateway {
         let snapshot = live.load();
         let rules = &snapshot.rules;
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let shadow = Shadower::start(&snapshot, metrics.clone())
-            .await
-            .map_err(StartError::Other)?;
-        let store = open_store(config, &rules.store.url).await;
+        let mut tasks = Vec::new();
+        let store = open_store(&snapshot.rules, config).await;
+        let writer = store.clone().map(|store| {
+            StoreWriter::spawn(
+                store,
+                WriterConfig {
+                    retention: Some(RetentionPolicy {
+                        max_age: rules.store.retention,
+                        max_samples: rules.store.max_samples,
+                        ..RetentionPolicy::default()
+                    }),
+                    ..WriterConfig::default()
+                },
+            )
+        });
+        let shadow = Shadower::start(&snapshot, metrics.clone(), writer);
+        if let Some(store) = &store {
+            tasks.push(tokio::spawn(persist_history(
+                live.clone(),
+                store.clone(),
+                shutdown_rx.clone(),
+            )));
+        }
         let proxy = Arc::new(Proxy {
             live: live.clone(),
             metrics: metrics.clone(),
@@ -94,7 +113,6 @@ impl Gateway {
             traffic: Arc::new(Traffic::new()),
             store,
         });
-        let mut tasks = Vec::new();
 
         let http = match rules.listen.http {
             Some(addr) => {
@@ -194,21 +212,44 @@ impl Gateway {
     }
 }
 
-/// Open the store named by `[store] url` (relative SQLite paths against the config's
-/// directory). A store that cannot be opened does not stop the gateway: traffic is served and
-/// the admin API refuses writes (they could not be audited) until a restart finds it.
-async fn open_store(config: &Path, url: &str) -> Option<Store> {
-    let base = config
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    match Store::open(url, base).await {
+/// Open the store of `[store] url`. A store that cannot be opened does not stop the gateway:
+/// traffic matters more than shadow records; the failure is logged loudly, the comparisons
+/// are then only counted in metrics, and the admin API refuses writes (503): an operator's
+/// change that cannot be audited is not made.
+async fn open_store(rules: &crate::rules::RuleSet, config: &Path) -> Option<Store> {
+    let base = config.parent().unwrap_or(Path::new("."));
+    match Store::open(&rules.store.url, base).await {
         Ok(store) => Some(store),
         Err(error) => {
-            tracing::error!(
-                "the store cannot be opened ({error}); serving traffic without it, admin writes are refused"
-            );
+            tracing::error!(url = %rules.store.url, "store unavailable, shadow results and history are not persisted, admin writes are refused (they could not be audited): {error}");
             None
+        }
+    }
+}
+
+/// Save every generation (its full config text) in the store: the history survives restarts
+/// and is shared by a fleet on PostgreSQL.
+async fn persist_history(live: Arc<Live>, store: Store, mut shutdown: watch::Receiver<bool>) {
+    let mut changed = live.subscribe();
+    loop {
+        let snapshot = live.load();
+        let record = GenerationRecord {
+            generation: snapshot.generation,
+            hash: snapshot.rules.hash.clone(),
+            loaded_at_ms: crate::util::epoch_ms(snapshot.loaded_at),
+            source: live.path().display().to_string(),
+            content: snapshot.text.to_string(),
+            origin: snapshot.trigger.as_str().to_string(),
+        };
+        if let Err(error) = store.save_generation(&record).await {
+            tracing::warn!(
+                generation = record.generation,
+                "history not persisted: {error}"
+            );
+        }
+        tokio::select! {
+            result = changed.changed() => if result.is_err() { return },
+            _ = shutdown.changed() => return,
         }
     }
 }
@@ -225,7 +266,9 @@ fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
+        // hyper starts this clock whenever the connection waits for a request head, so it is
+        // both the slow-header limit and the keep-alive idle limit: the shorter one applies.
+        .header_read_timeout(limits.header_read_timeout.min(limits.idle_timeout))
         // hyper answers 431 when the header block outgrows this buffer; it refuses < 8 KiB.
         .max_buf_size(limits.max_header_bytes.max(8192))
         .max_headers(limits.max_headers)

@@ -1,23 +1,759 @@
-//! TEMPORARY: shadow pipeline disabled until the comparison engine and store are merged.
-use std::sync::Arc;
-use std::time::Duration;
+//! Shadow traffic: a copy of a request sent to the other side, its answer compared with the
+//! primary's, never returned to the client.
+//!
+//! Off the hot path by construction:
+//! - the request body is copied only when it was already buffered under `max_body` (else the
+//!   comparison is skipped with reason `body_too_large`);
+//! - the primary response streams to the client through a [`Tee`] that keeps a bounded copy;
+//! - jobs go through a bounded queue (`[shadow] queue`) with a bounded number in flight
+//!   (`[shadow] max_in_flight`) and their own timeout; a full queue is a skip (`queue_full`),
+//!   never a wait; a per-route rate cap skips with `rate_limited`.
+//!
+//! Each job runs on the rule snapshot its request started on.
+//!
+//! The comparison itself is the pure [`compare`] module; learned noise is [`noise`]; results
+//! go to the store's batched writer.
+
+pub mod compare;
+pub mod decode;
+pub mod noise;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Request};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
 use crate::live::Snapshot;
-use crate::proxy::body::{self, Body};
-use crate::proxy::forward::Downstream;
+use crate::proxy::body::{self, Body, Capture, Tee};
+use crate::proxy::forward::{self, Downstream, SHADOW_HEADER};
 use crate::rules::{Route, RuleSet, ShadowPolicy, Side};
-#[derive(Default)]
-pub struct RouteCompare;
-impl RouteCompare { pub fn compile(_rules: &RuleSet) -> Result<RouteCompare, String> { Ok(RouteCompare) } }
-#[derive(Default)]
-pub struct Shadower;
-pub struct ShadowTicket;
-impl Shadower {
-    pub async fn start(_s: &Snapshot, _m: Arc<crate::telemetry::Metrics>) -> Result<Arc<Shadower>, String> { Ok(Arc::new(Shadower)) }
-    pub async fn close(&self) {}
-    #[allow(clippy::too_many_arguments)]
-    pub fn begin(&self, _s: &Arc<Snapshot>, _r: &Route, _p: &ShadowPolicy, _t: Option<&str>, _a: Side, _b: Side, _parts: &http::request::Parts, _body: Option<&bytes::Bytes>, _d: &Downstream<'_>) -> Option<ShadowTicket> { None }
+use crate::store::{
+    DiffRecord, Outcome, SamplePair, SampleResponse, SelfCheck, ShadowResult, StoreWriter,
+};
+use crate::telemetry::Metrics;
+use compare::{Captured, CompareConfig, CompareRules, Diff};
+use noise::{NoiseModel, NoiseVerdict};
+
+/// Compiled compare rules, by route index (routes without `compare` get the defaults).
+#[derive(Debug, Default)]
+pub struct RouteCompare {
+    by_route: Vec<Arc<CompareRules>>,
 }
+
+impl RouteCompare {
+    /// Compile every route's `compare` table.
+    pub fn compile(rules: &RuleSet) -> Result<RouteCompare, String> {
+        let mut by_route = Vec::with_capacity(rules.routes.len());
+        let mut errors = Vec::new();
+        for route in &rules.routes {
+            let config: CompareConfig = match &route.compare {
+                Some(value) => match value.clone().try_into() {
+                    Ok(config) => config,
+                    Err(error) => {
+                        errors.push(format!("route {}: compare: {error}", route.name));
+                        CompareConfig::default()
+                    }
+                },
+                None => CompareConfig::default(),
+            };
+            match CompareRules::compile(&config) {
+                Ok(compiled) => {
+                    // Differences render redacted values with the same key the samples use,
+                    // so a hash seen in a report can be found in a stored sample.
+                    let compiled = match rules.shadow.redact_key.as_deref() {
+                        Some(key) => compiled.with_redact_key(key),
+                        None => compiled,
+                    };
+                    by_route.push(Arc::new(compiled))
+                }
+                Err(problems) => {
+                    for p in problems {
+                        errors.push(format!("route {}: compare: {p}", route.name));
+                    }
+                    by_route.push(Arc::new(CompareRules::default()));
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(RouteCompare { by_route })
+        } else {
+            Err(errors.join("\n"))
+        }
+    }
+
+    /// The rules of route `index`.
+    pub fn get(&self, index: usize) -> Option<&Arc<CompareRules>> {
+        self.by_route.get(index)
+    }
+}
+
+/// Skip reasons (the `reason` label of `switchyard_shadow_skipped_total`).
+pub mod skip {
+    pub const BODY_TOO_LARGE: &str = "body_too_large";
+    pub const QUEUE_FULL: &str = "queue_full";
+    pub const RATE_LIMITED: &str = "rate_limited";
+    pub const DISABLED: &str = "disabled";
+    pub const PRIMARY_INCOMPLETE: &str = "primary_incomplete";
+}
+
+/// Count a skipped comparison and record it for the report (skips by reason).
+fn record_skip(
+    metrics: &Metrics,
+    writer: Option<&StoreWriter>,
+    route: &str,
+    tenant: Option<&str>,
+    primary_side: Side,
+    reason: &'static str,
+) {
+    metrics.shadow_skip(route, reason);
+    if let Some(writer) = writer {
+        let _ = writer.try_send(ShadowResult {
+            at_ms: crate::util::now_ms(),
+            route: route.to_string(),
+            tenant: tenant.map(str::to_string),
+            primary_side: primary_side.as_str().to_string(),
+            outcome: Outcome::Skipped,
+            skip_reason: Some(reason.to_string()),
+            error: None,
+            primary_ms: None,
+            shadow_ms: None,
+            diffs: Vec::new(),
+            self_check: None,
+            sample: None,
+        });
+    }
+}
+
+/// One comparison waiting for the worker.
+struct Job {
+    snapshot: Arc<Snapshot>,
+    route_index: usize,
+    tenant: Option<String>,
+    primary_side: Side,
+    shadow_side: Side,
+    method: Method,
+    request: http::request::Parts,
+    host: Option<String>,
+    peer: Option<std::net::IpAddr>,
+    body: Bytes,
+    self_check: bool,
+    primary: oneshot::Receiver<PrimaryCapture>,
+}
+
+/// What the primary answered, captured while it streamed to the client.
+struct PrimaryCapture {
+    status: u16,
+    headers: HeaderMap,
+    body: Capture,
+    elapsed: Duration,
+}
+
+/// The shadow worker: queue, concurrency bound, rate caps, noise model, result sink.
+pub struct Shadower {
+    queue: mpsc::Sender<Job>,
+    /// Jobs enqueued and not yet finished (for flush and shutdown).
+    pending: Arc<AtomicUsize>,
+    metrics: Arc<Metrics>,
+    rates: Mutex<HashMap<String, (u64, u32)>>,
+    noise: Arc<NoiseModel>,
+    writer: Option<StoreWriter>,
+    worker: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// A request selected for shadowing; turns the primary's body into a tee.
+pub struct ShadowTicket {
+    job: Job,
+    queue: mpsc::Sender<Job>,
+    pending: Arc<AtomicUsize>,
+    metrics: Arc<Metrics>,
+    writer: Option<StoreWriter>,
+    max_body: usize,
+    capture: oneshot::Sender<PrimaryCapture>,
+}
+
+impl Shadower {
+    /// Start the worker. `writer` receives every result (None: metrics and noise only).
+    pub fn start(
+        snapshot: &Snapshot,
+        metrics: Arc<Metrics>,
+        writer: Option<StoreWriter>,
+    ) -> Arc<Shadower> {
+        let (queue, rx) = mpsc::channel(snapshot.rules.shadow.queue.max(1));
+        let noise = Arc::new(NoiseModel::default());
+        let in_flight = Arc::new(Semaphore::new(snapshot.rules.shadow.max_in_flight.max(1)));
+        let pending = Arc::new(AtomicUsize::new(0));
+        let worker = tokio::spawn(dispatch(
+            rx,
+            in_flight,
+            pending.clone(),
+            metrics.clone(),
+            noise.clone(),
+            writer.clone(),
+        ));
+        Arc::new(Shadower {
+            queue,
+            pending,
+            metrics,
+            rates: Mutex::new(HashMap::new()),
+            noise,
+            writer,
+            worker: Mutex::new(Some(worker)),
+        })
+    }
+
+    /// The learned-noise model (the report classifies with the same statistics).
+    pub fn noise(&self) -> &Arc<NoiseModel> {
+        &self.noise
+    }
+
+    /// Register a comparison for a request the decision selected, or record why it is skipped.
+    #[allow(clippy::too_many_arguments)]
+    pub fn begin(
+        &self,
+        snapshot: &Arc<Snapshot>,
+        route: &Route,
+        policy: &ShadowPolicy,
+        tenant: Option<&str>,
+        primary_side: Side,
+        shadow_side: Side,
+        parts: &http::request::Parts,
+        body: Option<&Bytes>,
+        downstream: &Downstream<'_>,
+    ) -> Option<ShadowTicket> {
+        let skipped = |reason| {
+            record_skip(
+                &self.metrics,
+                self.writer.as_ref(),
+                &route.name,
+                tenant,
+                primary_side,
+                reason,
+            );
+            None
+        };
+        if !snapshot.rules.shadow.enabled {
+            return skipped(skip::DISABLED);
+        }
+        let Some(body) = body.filter(|b| b.len() as u64 <= policy.max_body) else {
+            return skipped(skip::BODY_TOO_LARGE);
+        };
+        if let Some(limit) = policy.rate_per_sec
+            && !self.take_rate(&route.name, limit)
+        {
+            return skipped(skip::RATE_LIMITED);
+        }
+        // Learned noise: call the primary side again on a share of idempotent requests.
+        let self_check = forward::is_idempotent(&parts.method)
+            && rand::random_range(0..10_000u32) < policy.self_check_percent_bp;
+        let (capture, primary) = oneshot::channel();
+        let job = Job {
+            snapshot: snapshot.clone(),
+            route_index: route.index,
+            tenant: tenant.map(str::to_string),
+            primary_side,
+            shadow_side,
+            method: parts.method.clone(),
+            request: parts.clone(),
+            host: downstream.host.map(str::to_string),
+            peer: downstream.peer,
+            body: body.clone(),
+            self_check,
+            primary,
+        };
+        Some(ShadowTicket {
+            job,
+            queue: self.queue.clone(),
+            pending: self.pending.clone(),
+            metrics: self.metrics.clone(),
+            writer: self.writer.clone(),
+            max_body: policy.max_body as usize,
+            capture,
+        })
+    }
+
+    fn take_rate(&self, route: &str, limit: u32) -> bool {
+        let second = crate::util::now_ms() as u64 / 1000;
+        let Ok(mut rates) = self.rates.lock() else {
+            return false;
+        };
+        let slot = rates.entry(route.to_string()).or_insert((second, 0));
+        if slot.0 != second {
+            *slot = (second, 0);
+        }
+        if slot.1 >= limit {
+            return false;
+        }
+        slot.1 += 1;
+        true
+    }
+
+    /// Wait until every comparison enqueued so far has finished (bounded by `within`) and its
+    /// result is in the store.
+    pub async fn flush(&self, within: Duration) {
+        let _ = tokio::time::timeout(within, async {
+            while self.pending.load(Ordering::Acquire) > 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        if let Some(writer) = &self.writer {
+            writer.flush().await;
+        }
+    }
+
+    /// At shutdown: let queued comparisons finish (up to 5 s), write their results, stop.
+    pub async fn close(&self) {
+        self.flush(Duration::from_secs(5)).await;
+        if let Some(worker) = self.worker.lock().ok().and_then(|mut w| w.take()) {
+            worker.abort();
+        }
+    }
+}
+
+/// The report's noise rule: the same statistical test as the live classification.
+pub fn noise_flag(counts: &crate::store::PathCounts) -> crate::store::NoiseFlag {
+    let stats = noise::PathStats {
+        cross_diffs: counts.cross_diffs,
+        cross_total: counts.cross_total,
+        self_diffs: counts.self_diffs,
+        self_total: counts.self_total,
+    };
+    match noise::classify(&stats) {
+        NoiseVerdict::Real => crate::store::NoiseFlag::Real,
+        NoiseVerdict::Noise => crate::store::NoiseFlag::Noise,
+        NoiseVerdict::Undetermined => crate::store::NoiseFlag::Undetermined,
+    }
+}
+
 impl ShadowTicket {
-    pub fn tee_primary(self, _h: &http::response::Parts, body: Incoming, _e: Duration, _s: Side) -> Body { body::boxed(body) }
+    /// Enqueue the comparison and wrap the primary body so a bounded copy reaches it. When the
+    /// queue is full the body is returned untouched and the skip counted.
+    pub fn tee_primary(
+        self,
+        head: &http::response::Parts,
+        upstream: Incoming,
+        elapsed: Duration,
+        served: Side,
+    ) -> Body {
+        let route = self
+            .job
+            .snapshot
+            .rules
+            .routes
+            .get(self.job.route_index)
+            .map(|r| r.name.clone())
+            .unwrap_or_default();
+        let tenant = self.job.tenant.clone();
+        let primary_side = self.job.primary_side;
+        let skipped = |reason| {
+            record_skip(
+                &self.metrics,
+                self.writer.as_ref(),
+                &route,
+                tenant.as_deref(),
+                primary_side,
+                reason,
+            );
+        };
+        if served != self.job.primary_side {
+            // The primary fell back to legacy: comparing legacy with legacy means nothing.
+            skipped(skip::PRIMARY_INCOMPLETE);
+            return body::boxed(upstream);
+        }
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        if let Err(error) = self.queue.try_send(self.job) {
+            self.pending.fetch_sub(1, Ordering::AcqRel);
+            skipped(match error {
+                mpsc::error::TrySendError::Full(_) => skip::QUEUE_FULL,
+                mpsc::error::TrySendError::Closed(_) => skip::DISABLED,
+            });
+            return body::boxed(upstream);
+        }
+        let (tee, copied) = Tee::new(upstream, self.max_body);
+        let status = head.status.as_u16();
+        let headers = head.headers.clone();
+        let capture = self.capture;
+        tokio::spawn(async move {
+            if let Ok(body) = copied.await {
+                let _ = capture.send(PrimaryCapture {
+                    status,
+                    headers,
+                    body,
+                    elapsed,
+                });
+            }
+        });
+        body::boxed(tee)
+    }
+}
+
+async fn dispatch(
+    mut rx: mpsc::Receiver<Job>,
+    in_flight: Arc<Semaphore>,
+    pending: Arc<AtomicUsize>,
+    metrics: Arc<Metrics>,
+    noise: Arc<NoiseModel>,
+    writer: Option<StoreWriter>,
+) {
+    while let Some(job) = rx.recv().await {
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            return;
+        };
+        let metrics = metrics.clone();
+        let noise = noise.clone();
+        let writer = writer.clone();
+        let pending = pending.clone();
+        tokio::spawn(async move {
+            let result = run(job, &metrics, &noise, writer.as_ref()).await;
+            if let (Some(writer), Some(result)) = (&writer, result)
+                && !writer.try_send(result)
+            {
+                metrics
+                    .store_dropped
+                    .get_or_create(&crate::telemetry::ResultLabel {
+                        result: "queue_full".into(),
+                    })
+                    .inc();
+            }
+            drop(permit);
+            pending.fetch_sub(1, Ordering::AcqRel);
+        });
+    }
+}
+
+/// One side's answer as collected by the worker.
+struct Collected {
+    captured: Captured,
+    elapsed: Duration,
+}
+
+async fn run(
+    job: Job,
+    metrics: &Metrics,
+    noise: &NoiseModel,
+    writer: Option<&StoreWriter>,
+) -> Option<ShadowResult> {
+    let snapshot = job.snapshot.clone();
+    let route = snapshot.rules.routes.get(job.route_index)?;
+    let policy = route.shadow.as_ref()?;
+    let rules = snapshot.compare.get(job.route_index)?.clone();
+    let at_ms = crate::util::now_ms();
+    let primary =
+        match tokio::time::timeout(policy.timeout + Duration::from_secs(30), job.primary).await {
+            Ok(Ok(p)) if !p.body.incomplete => p,
+            _ => {
+                record_skip(
+                    metrics,
+                    writer,
+                    &route.name,
+                    job.tenant.as_deref(),
+                    job.primary_side,
+                    skip::PRIMARY_INCOMPLETE,
+                );
+                return None;
+            }
+        };
+    let max_body = policy.max_body as usize;
+    let downstream = Downstream {
+        peer: job.peer,
+        tls: false,
+        host: job.host.as_deref(),
+    };
+    let shadow = call(
+        &snapshot,
+        route,
+        policy,
+        job.shadow_side,
+        &job.request,
+        &job.body,
+        &downstream,
+        max_body,
+    )
+    .await;
+    let primary_captured = Captured {
+        status: primary.status,
+        headers: primary.headers,
+        body: primary.body.bytes,
+        truncated: primary.body.truncated,
+    };
+    let mut result = ShadowResult {
+        at_ms,
+        route: route.name.clone(),
+        tenant: job.tenant.clone(),
+        primary_side: job.primary_side.as_str().to_string(),
+        outcome: Outcome::Error,
+        skip_reason: None,
+        error: None,
+        primary_ms: Some(primary.elapsed.as_secs_f64() * 1000.0),
+        shadow_ms: None,
+        diffs: Vec::new(),
+        self_check: None,
+        sample: None,
+    };
+    let shadow = match shadow {
+        Ok(s) => s,
+        Err(error) => {
+            metrics.shadow_result(&route.name, "error");
+            result.error = Some(error);
+            return Some(result);
+        }
+    };
+    result.shadow_ms = Some(shadow.elapsed.as_secs_f64() * 1000.0);
+    if primary_captured.truncated || shadow.captured.truncated {
+        // A cut body would compare its prefix only: not evidence either way.
+        record_skip(
+            metrics,
+            writer,
+            &route.name,
+            job.tenant.as_deref(),
+            job.primary_side,
+            skip::BODY_TOO_LARGE,
+        );
+        return None;
+    }
+    let (primary_decoded, shadow_decoded) = (decoded(&primary_captured), decoded(&shadow.captured));
+    let diff = compare::diff(&primary_decoded, &shadow_decoded, &rules);
+
+    if job.self_check {
+        let again = call(
+            &snapshot,
+            route,
+            policy,
+            job.primary_side,
+            &job.request,
+            &job.body,
+            &downstream,
+            max_body,
+        )
+        .await;
+        if let Ok(again) = again {
+            let self_diff = compare::diff(&primary_decoded, &decoded(&again.captured), &rules);
+            noise.record_self(&route.name, &self_diff);
+            result.self_check = Some(SelfCheck {
+                differing_patterns: patterns(&self_diff),
+            });
+        }
+    }
+    noise.record_cross(&route.name, &diff);
+
+    result.outcome = if diff.differences.is_empty() {
+        Outcome::Match
+    } else if diff
+        .differences
+        .iter()
+        .all(|d| noise.classify(&route.name, &d.pattern) == NoiseVerdict::Noise)
+    {
+        Outcome::NoiseOnly
+    } else {
+        Outcome::Mismatch
+    };
+    metrics.shadow_result(&route.name, outcome_label(result.outcome));
+    result.diffs = diff
+        .differences
+        .iter()
+        .map(|d| DiffRecord {
+            pattern: d.pattern.clone(),
+            kind: d.kind.as_str().to_string(),
+            primary: d.primary.clone(),
+            shadow: d.shadow.clone(),
+        })
+        .collect();
+    if !diff.differences.is_empty() {
+        result.sample = Some(sample(
+            &job.method,
+            &job.request,
+            &job.body,
+            &primary_decoded,
+            &shadow_decoded,
+            job.primary_side,
+            job.shadow_side,
+            primary.elapsed,
+            shadow.elapsed,
+            &rules,
+            snapshot.rules.shadow.redact_key.as_deref(),
+        ));
+    }
+    Some(result)
+}
+
+fn outcome_label(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Match => "match",
+        Outcome::Mismatch => "mismatch",
+        Outcome::NoiseOnly => "noise_only",
+        Outcome::Error => "error",
+        Outcome::Skipped => "skipped",
+    }
+}
+
+fn patterns(diff: &Diff) -> Vec<String> {
+    let mut out: Vec<String> = diff.differences.iter().map(|d| d.pattern.clone()).collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Decode Content-Encoding before comparing; an undecodable body is compared as received.
+fn decoded(captured: &Captured) -> Captured {
+    match decode::decode(&captured.headers, &captured.body) {
+        Ok(Some(bytes)) => {
+            let mut headers = captured.headers.clone();
+            headers.remove(http::header::CONTENT_ENCODING);
+            Captured {
+                status: captured.status,
+                headers,
+                body: bytes,
+                truncated: captured.truncated,
+            }
+        }
+        _ => captured.clone(),
+    }
+}
+
+/// Send the shadow copy (or the self-check call) to `side` and collect a bounded answer.
+#[allow(clippy::too_many_arguments)]
+async fn call(
+    snapshot: &Snapshot,
+    route: &Route,
+    policy: &ShadowPolicy,
+    side: Side,
+    request: &http::request::Parts,
+    body: &Bytes,
+    downstream: &Downstream<'_>,
+    max_body: usize,
+) -> Result<Collected, String> {
+    let upstream = snapshot.rules.upstream_for(Some(route), side);
+    let pool = snapshot.pools.get(upstream).map_err(|e| e.to_string())?;
+    let origin = pool.pick().map_err(|e| e.to_string())?;
+    let mut parts = request.clone();
+    for name in &policy.strip_headers {
+        parts.headers.remove(name.as_str());
+    }
+    for (name, value) in &policy.set_headers {
+        if let (Ok(n), Ok(v)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            parts.headers.insert(n, v);
+        }
+    }
+    parts
+        .headers
+        .insert(SHADOW_HEADER, HeaderValue::from_static("1"));
+    let request_id = forward::request_id(&parts.headers);
+    forward::prepare_request(
+        &mut parts,
+        origin,
+        side,
+        Some(&route.rewrite),
+        downstream,
+        &request_id,
+        false,
+    )?;
+    let started = Instant::now();
+    let send = async {
+        let response = pool
+            .send(
+                origin,
+                Request::from_parts(parts, body::full(body.clone())),
+                false,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let (head, incoming) = response.into_parts();
+        let (bytes, truncated) = match Limited::new(incoming, max_body).collect().await {
+            Ok(collected) => (collected.to_bytes(), false),
+            Err(error)
+                if error
+                    .downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some() =>
+            {
+                (Bytes::new(), true)
+            }
+            Err(error) => return Err(format!("shadow body: {error}")),
+        };
+        Ok(Collected {
+            captured: Captured {
+                status: head.status.as_u16(),
+                headers: head.headers,
+                body: bytes,
+                truncated,
+            },
+            elapsed: started.elapsed(),
+        })
+    };
+    match tokio::time::timeout(policy.timeout, send).await {
+        Ok(result) => result,
+        Err(_) => Err(format!("shadow timed out after {:?}", policy.timeout)),
+    }
+}
+
+/// A redacted request/response pair for the sample reservoir. Credentials never leave memory:
+/// credential headers are dropped and `redact` paths replaced by keyed hashes.
+#[allow(clippy::too_many_arguments)]
+fn sample(
+    method: &Method,
+    request: &http::request::Parts,
+    body: &Bytes,
+    primary: &Captured,
+    shadow: &Captured,
+    primary_side: Side,
+    shadow_side: Side,
+    primary_elapsed: Duration,
+    shadow_elapsed: Duration,
+    rules: &CompareRules,
+    key: Option<&[u8]>,
+) -> SamplePair {
+    let key = key.unwrap_or(compare::process_key().as_slice());
+    let headers = |map: &HeaderMap| -> Vec<(String, String)> {
+        let mut pairs: Vec<(String, String)> = map
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).to_string(),
+                )
+            })
+            .collect();
+        compare::redact_headers(&mut pairs);
+        pairs
+    };
+    let text = |bytes: &Bytes| -> String {
+        match serde_json::from_slice::<serde_json::Value>(bytes) {
+            Ok(mut json) => {
+                compare::redact_json(&mut json, rules, key);
+                json.to_string()
+            }
+            Err(_) => match std::str::from_utf8(bytes) {
+                Ok(s) => s.to_string(),
+                Err(_) => format!("<{} bytes of binary>", bytes.len()),
+            },
+        }
+    };
+    SamplePair {
+        method: method.as_str().to_string(),
+        uri: request.uri.to_string(),
+        request_headers: headers(&request.headers),
+        request_body: (!body.is_empty()).then(|| text(body)),
+        primary: SampleResponse {
+            side: primary_side.as_str().to_string(),
+            status: primary.status,
+            headers: headers(&primary.headers),
+            body: text(&primary.body),
+            elapsed_ms: primary_elapsed.as_secs_f64() * 1000.0,
+        },
+        shadow: SampleResponse {
+            side: shadow_side.as_str().to_string(),
+            status: shadow.status,
+            headers: headers(&shadow.headers),
+            body: text(&shadow.body),
+            elapsed_ms: shadow_elapsed.as_secs_f64() * 1000.0,
+        },
+    }
 }

@@ -1,5 +1,7 @@
 //! The core gateway end to end: real loopback upstreams, the real gateway over TCP.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::time::Duration;
@@ -253,4 +255,67 @@ async fn graceful_drain_finishes_a_request_in_flight() {
     shutdown.await.unwrap();
     // And the listener is closed afterwards.
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test]
+async fn passive_health_ejects_a_dead_origin() {
+    let alive = Upstream::json("legacy").await;
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    let cfg = config(&alive.url(), &alive.url(), "").replace(
+        &format!("origins = [\"{}\"]\nconnect_timeout", alive.url()),
+        &format!(
+            "origins = [\"{dead_url}\", \"{}\"]\neject_after = 2\neject_for = \"30s\"\nconnect_timeout",
+            alive.url()
+        ),
+    );
+    let gw = TestGateway::start(&cfg).await;
+    let mut failed = 0;
+    for _ in 0..20 {
+        if get(&gw.url("/x"), &[]).await.status != 200 {
+            failed += 1;
+        }
+    }
+    // Round-robin sends every other request to the dead origin until it is ejected after two
+    // consecutive connect failures; from then on only the live origin is used.
+    assert_eq!(failed, 2, "requests failed before the ejection");
+    let health = gw.gw().live.load().pools.health();
+    let legacy = health.iter().find(|u| u["upstream"] == "legacy").unwrap();
+    assert_eq!(legacy["origins"][0]["healthy"], false);
+    assert_eq!(legacy["origins"][1]["healthy"], true);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn idle_keep_alive_connections_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let legacy = Upstream::json("legacy").await;
+    let cfg = config(&legacy.url(), &legacy.url(), "")
+        .replace("workers = 2", "workers = 2\nidle_timeout = \"300ms\"");
+    let gw = TestGateway::start(&cfg).await;
+    let mut stream = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+    stream
+        .write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = stream.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // Now idle: the gateway closes the connection on its own.
+    let closed = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return true,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await;
+    assert_eq!(
+        closed,
+        Ok(true),
+        "an idle keep-alive connection stayed open"
+    );
+    gw.shutdown().await;
 }

@@ -1,6 +1,8 @@
 //! A 1 GiB body each way through the gateway with flat memory. Its own test binary, so the
 //! process's RSS measures this test alone.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use bytes::Bytes;
@@ -32,7 +34,9 @@ fn generated(total: u64) -> http_body_util::combinators::UnsyncBoxBody<Bytes, sb
         }
         let n = left.min(chunk.len() as u64);
         left -= n;
-        Some(Ok::<_, sbody::BoxError>(Frame::data(chunk.slice(..n as usize))))
+        Some(Ok::<_, sbody::BoxError>(Frame::data(
+            chunk.slice(..n as usize),
+        )))
     }));
     StreamBody::new(stream).boxed_unsync()
 }
@@ -60,7 +64,8 @@ async fn large_bodies_stream_both_ways_with_flat_memory() {
         .body(generated(TOTAL))
         .unwrap();
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::combinators::UnsyncBoxBody<Bytes, sbody::BoxError>>();
+        .build_http::<http_body_util::combinators::UnsyncBoxBody<Bytes, sbody::BoxError>>(
+    );
     let response = client.request(request).await.unwrap();
     assert_eq!(response.status(), 200);
     let mut body = response.into_body();
@@ -83,4 +88,3 @@ async fn large_bodies_stream_both_ways_with_flat_memory() {
     );
     gw.shutdown().await;
 }
-

@@ -1,6 +1,8 @@
 //! Live rules: reloads under load never fail a request, bad edits never take the gateway down,
 //! upgraded connections survive reloads, ConfigMap symlink swaps are picked up, rollback works.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::sync::Arc;
@@ -13,7 +15,8 @@ use switchyard::live::{ReloadOutcome, Trigger};
 
 /// Rule set A lists globex on new; rule set B does not.
 fn rule_sets(legacy: &str, new: &str) -> (String, String) {
-    let a = config(legacy, new, "").replace(r#"tenants = ["acme"]"#, r#"tenants = ["acme", "globex"]"#);
+    let a =
+        config(legacy, new, "").replace(r#"tenants = ["acme"]"#, r#"tenants = ["acme", "globex"]"#);
     let b = config(legacy, new, "");
     (a, b)
 }
@@ -30,13 +33,21 @@ async fn two_hundred_reloads_under_load_fail_nothing() {
     let served = Arc::new(AtomicUsize::new(0));
     let mut load = Vec::new();
     for _ in 0..4 {
-        let (url, stop, failures, served) = (url.clone(), stop.clone(), failures.clone(), served.clone());
+        let (url, stop, failures, served) =
+            (url.clone(), stop.clone(), failures.clone(), served.clone());
         load.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 let answer = get(&url, &[("x-tenant-id", "globex")]).await;
-                let generation: u64 = answer.header("x-switchyard-generation").and_then(|g| g.parse().ok()).unwrap_or(0);
+                let generation: u64 = answer
+                    .header("x-switchyard-generation")
+                    .and_then(|g| g.parse().ok())
+                    .unwrap_or(0);
                 // Odd generations run rule set A (globex on new), even ones B (legacy).
-                let expected = if generation % 2 == 1 { "cards" } else { "legacy" };
+                let expected = if generation % 2 == 1 {
+                    "cards"
+                } else {
+                    "legacy"
+                };
                 if answer.status != 200 || answer.served_by() != expected {
                     failures.fetch_add(1, Ordering::Relaxed);
                 }
@@ -48,15 +59,25 @@ async fn two_hundred_reloads_under_load_fail_nothing() {
         let text = if i % 2 == 0 { &b } else { &a };
         std::fs::write(&gw.config, text).unwrap();
         let outcome = gw.gw().live.reload(Trigger::Admin).await.unwrap();
-        assert!(matches!(outcome, ReloadOutcome::Applied { .. }), "{outcome:?}");
+        assert!(
+            matches!(outcome, ReloadOutcome::Applied { .. }),
+            "{outcome:?}"
+        );
     }
     stop.store(true, Ordering::Relaxed);
     for task in load {
         task.await.unwrap();
     }
     assert_eq!(gw.gw().live.load().generation, 201);
-    assert!(served.load(Ordering::Relaxed) > 50, "too little load to mean anything");
-    assert_eq!(failures.load(Ordering::Relaxed), 0, "requests failed or mixed generations");
+    assert!(
+        served.load(Ordering::Relaxed) > 50,
+        "too little load to mean anything"
+    );
+    assert_eq!(
+        failures.load(Ordering::Relaxed),
+        0,
+        "requests failed or mixed generations"
+    );
     assert_eq!(gw.gw().live.history().len(), switchyard::live::HISTORY_LEN);
     gw.shutdown().await;
 }
@@ -81,7 +102,9 @@ async fn an_invalid_edit_keeps_the_old_rules_serving() {
             }
         })
     };
-    let broken = format!("{a}\n[[routes]]\nname = \"broken\"\npath = \"/x\"\nlegacy = \"missing-upstream\"\n");
+    let broken = format!(
+        "{a}\n[[routes]]\nname = \"broken\"\npath = \"/x\"\nlegacy = \"missing-upstream\"\n"
+    );
     std::fs::write(&gw.config, &broken).unwrap();
     let live = gw.gw().live.clone();
     assert!(
@@ -93,8 +116,16 @@ async fn an_invalid_edit_keeps_the_old_rules_serving() {
         "the watcher did not report the invalid edit"
     );
     let error = live.last_error().unwrap();
-    assert!(error.message.contains("missing-upstream"), "{}", error.message);
-    assert!(error.message.contains("gw.toml:"), "no file:line:col in {}", error.message);
+    assert!(
+        error.message.contains("missing-upstream"),
+        "{}",
+        error.message
+    );
+    assert!(
+        error.message.contains("gw.toml:"),
+        "no file:line:col in {}",
+        error.message
+    );
     assert_eq!(live.load().generation, 1);
     let outcome = live.reload(Trigger::Admin).await;
     assert!(outcome.is_err());
@@ -103,7 +134,10 @@ async fn an_invalid_edit_keeps_the_old_rules_serving() {
     load.await.unwrap();
     assert_eq!(failures.load(Ordering::Relaxed), 0);
     let metrics = gw.gw().metrics.render();
-    assert!(metrics.contains("switchyard_config_reloads_total{result=\"error\"}"), "{metrics}");
+    assert!(
+        metrics.contains("switchyard_config_reloads_total{result=\"error\"}"),
+        "{metrics}"
+    );
     gw.shutdown().await;
 }
 
@@ -115,20 +149,32 @@ async fn identical_content_makes_no_new_generation_and_rollback_restores() {
     let gw = TestGateway::start(&a).await;
     let live = gw.gw().live.clone();
     let same = live.reload(Trigger::Admin).await.unwrap();
-    assert!(matches!(same, ReloadOutcome::Unchanged { generation: 1, .. }));
+    assert!(matches!(
+        same,
+        ReloadOutcome::Unchanged { generation: 1, .. }
+    ));
 
     std::fs::write(&gw.config, &b).unwrap();
     assert_eq!(live.reload(Trigger::Admin).await.unwrap().generation(), 2);
     let url = gw.url("/api/cards/1");
-    assert_eq!(get(&url, &[("x-tenant-id", "globex")]).await.served_by(), "legacy");
+    assert_eq!(
+        get(&url, &[("x-tenant-id", "globex")]).await.served_by(),
+        "legacy"
+    );
 
     let back = live.rollback(1).await.unwrap();
     assert_eq!(back.generation(), 3);
-    assert_eq!(get(&url, &[("x-tenant-id", "globex")]).await.served_by(), "cards");
+    assert_eq!(
+        get(&url, &[("x-tenant-id", "globex")]).await.served_by(),
+        "cards"
+    );
     // The file holds the rolled-back rules, so a restart keeps them.
     assert_eq!(std::fs::read_to_string(&gw.config).unwrap(), a);
     let history = live.history();
-    assert_eq!(history.iter().map(|h| h.generation).collect::<Vec<_>>(), vec![3, 2, 1]);
+    assert_eq!(
+        history.iter().map(|h| h.generation).collect::<Vec<_>>(),
+        vec![3, 2, 1]
+    );
     assert!(live.rollback(99).await.is_err());
     gw.shutdown().await;
 }
@@ -140,7 +186,9 @@ async fn a_websocket_survives_twenty_reloads() {
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             tokio::spawn(async move {
-                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else { return };
+                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+                    return;
+                };
                 while let Some(Ok(msg)) = ws.next().await {
                     if msg.is_text() {
                         let _ = ws.send(msg).await;
@@ -152,14 +200,22 @@ async fn a_websocket_survives_twenty_reloads() {
     let url = format!("http://{addr}");
     let (a, b) = rule_sets(&url, &url);
     let gw = TestGateway::start(&a).await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", gw.http)).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", gw.http))
+        .await
+        .unwrap();
     for i in 0..20 {
         std::fs::write(&gw.config, if i % 2 == 0 { &b } else { &a }).unwrap();
         gw.gw().live.reload(Trigger::Admin).await.unwrap();
     }
     assert_eq!(gw.gw().live.load().generation, 21);
-    ws.send(tokio_tungstenite::tungstenite::Message::text("still here")).await.unwrap();
-    let echo = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap().unwrap().unwrap();
+    ws.send(tokio_tungstenite::tungstenite::Message::text("still here"))
+        .await
+        .unwrap();
+    let echo = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(echo.into_text().unwrap().as_str(), "still here");
     gw.shutdown().await;
 }
@@ -178,11 +234,17 @@ async fn a_configmap_symlink_swap_is_picked_up() {
     std::fs::write(root.join("..v1/gw.toml"), &b).unwrap();
     symlink("..v1", root.join("..data")).unwrap();
     symlink("..data/gw.toml", root.join("gw.toml")).unwrap();
-    let gateway = switchyard::server::Gateway::start(&root.join("gw.toml"), switchyard::server::Options { watch: true })
-        .await
-        .unwrap();
+    let gateway = switchyard::server::Gateway::start(
+        &root.join("gw.toml"),
+        switchyard::server::Options { watch: true },
+    )
+    .await
+    .unwrap();
     let url = format!("http://{}/api/cards/1", gateway.http.unwrap());
-    assert_eq!(get(&url, &[("x-tenant-id", "globex")]).await.served_by(), "legacy");
+    assert_eq!(
+        get(&url, &[("x-tenant-id", "globex")]).await.served_by(),
+        "legacy"
+    );
 
     std::fs::create_dir(root.join("..v2")).unwrap();
     std::fs::write(root.join("..v2/gw.toml"), &a).unwrap();

@@ -1,5 +1,7 @@
 //! Bodies, upgrades, HTTP/2 and TLS through the real gateway.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::time::Duration;
@@ -17,7 +19,9 @@ async fn websocket_echo_through_the_gateway() {
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             tokio::spawn(async move {
-                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else { return };
+                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+                    return;
+                };
                 while let Some(Ok(msg)) = ws.next().await {
                     if msg.is_text() || msg.is_binary() {
                         let _ = ws.send(msg).await;
@@ -33,9 +37,11 @@ async fn websocket_echo_through_the_gateway() {
         .expect("websocket handshake through the gateway");
     assert_eq!(response.status(), 101);
     for i in 0..5 {
-        ws.send(tokio_tungstenite::tungstenite::Message::text(format!("hello {i}")))
-            .await
-            .unwrap();
+        ws.send(tokio_tungstenite::tungstenite::Message::text(format!(
+            "hello {i}"
+        )))
+        .await
+        .unwrap();
         let echo = tokio::time::timeout(Duration::from_secs(5), ws.next())
             .await
             .unwrap()
@@ -106,7 +112,8 @@ async fn tls_termination_and_https_origin_with_a_test_ca() {
         &dir.path().join("key.pem"),
     )
     .unwrap();
-    let server_config = switchyard::tls::server_config(switchyard::tls::CertResolver::new(certified));
+    let server_config =
+        switchyard::tls::server_config(switchyard::tls::CertResolver::new(certified));
     let acceptor = tokio_rustls::TlsAcceptor::from(server_config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let origin = listener.local_addr().unwrap();
@@ -114,18 +121,26 @@ async fn tls_termination_and_https_origin_with_a_test_ca() {
         while let Ok((stream, _)) = listener.accept().await {
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(stream).await else { return };
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
                 let service = hyper::service::service_fn(|req| async move {
                     Ok::<_, std::convert::Infallible>(json_answer("tls-origin", req).await)
                 });
-                let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
-                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                    .await;
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                .await;
             });
         }
     });
 
-    let https_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let https_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let cfg = config(&format!("https://127.0.0.1:{}", origin.port()), "http://127.0.0.1:1", "")
         .replace(
             "http = \"127.0.0.1:0\"",
@@ -168,7 +183,11 @@ async fn tls_termination_and_https_origin_with_a_test_ca() {
             .await
             .expect("https request through the gateway");
         assert_eq!(response.status(), 200);
-        assert_eq!(response.version(), http::Version::HTTP_2, "ALPN should pick h2");
+        assert_eq!(
+            response.version(),
+            http::Version::HTTP_2,
+            "ALPN should pick h2"
+        );
         let body = response.into_body().collect().await.unwrap().to_bytes();
         let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(doc["served_by"], "tls-origin");

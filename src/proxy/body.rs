@@ -239,6 +239,19 @@ pin_project_lite::pin_project! {
     }
 }
 
+impl<B: HttpBody> Tee<B> {
+    fn finish(self: Pin<&mut Self>) {
+        let this = self.project();
+        if let Some(done) = this.done.take() {
+            let _ = done.send(Capture {
+                bytes: std::mem::take(this.buf).freeze(),
+                truncated: *this.truncated,
+                incomplete: false,
+            });
+        }
+    }
+}
+
 impl<B> Tee<B> {
     /// Tee `inner`, keeping at most `limit` bytes.
     pub fn new(inner: B, limit: usize) -> (Self, tokio::sync::oneshot::Receiver<Capture>) {
@@ -263,10 +276,10 @@ where
     type Error = BoxError;
 
     fn poll_frame(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.project();
+        let this = self.as_mut().project();
         match this.inner.poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
@@ -277,17 +290,16 @@ where
                     let keep = data.len().min(room);
                     this.buf.extend_from_slice(&data[..keep]);
                 }
+                // hyper stops polling once the body says it has ended, so the last frame
+                // (not a final `None`) may be all the tee ever sees.
+                if self.inner.is_end_stream() {
+                    self.finish();
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(error.into()))),
             Poll::Ready(None) => {
-                if let Some(done) = this.done.take() {
-                    let _ = done.send(Capture {
-                        bytes: std::mem::take(this.buf).freeze(),
-                        truncated: *this.truncated,
-                        incomplete: false,
-                    });
-                }
+                self.finish();
                 Poll::Ready(None)
             }
             Poll::Pending => Poll::Pending,
