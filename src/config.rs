@@ -21,6 +21,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use crate::rules::RuleSet;
 
 mod compile;
+pub mod edit;
 pub(crate) mod file;
 pub(crate) mod units;
 

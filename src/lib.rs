@@ -13,7 +13,6 @@ pub mod admin;
 pub mod cli;
 pub mod client;
 pub mod config;
-pub mod config_edit;
 pub mod demo;
 pub mod error;
 pub mod live;

@@ -221,9 +221,21 @@ async fn open_store(rules: &crate::rules::RuleSet, config: &Path) -> Option<Stor
     match Store::open(&rules.store.url, base).await {
         Ok(store) => Some(store),
         Err(error) => {
-            tracing::error!(url = %rules.store.url, "store unavailable, shadow results and history are not persisted, admin writes are refused (they could not be audited): {error}");
+            tracing::error!(url = %redact_url(&rules.store.url), "store unavailable, shadow results and history are not persisted, admin writes are refused (they could not be audited): {error}");
             None
         }
+    }
+}
+
+/// A store URL fit for logs: the password of `postgres://user:password@host/db` masked.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
     }
 }
 
@@ -453,4 +465,16 @@ fn file_fingerprint((cert, key): &(PathBuf, PathBuf)) -> (Vec<u8>, Vec<u8>) {
         std::fs::read(cert).unwrap_or_default(),
         std::fs::read(key).unwrap_or_default(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn store_urls_are_logged_without_passwords() {
+        assert_eq!(
+            super::redact_url("postgres://sy:hunter2@db:5432/sy"),
+            "postgres://sy:***@db:5432/sy"
+        );
+        assert_eq!(super::redact_url("sqlite://a.db"), "sqlite://a.db");
+    }
 }

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::config_edit::EditError;
+use crate::config::edit::EditError;
 use crate::live::ReloadError;
 
 /// Why an admin call failed.

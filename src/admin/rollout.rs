@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use super::api::audit_entry;
 use super::{AdminJson, AdminState, ApiError, Caller, query};
 use crate::config;
-use crate::config_edit::{self, Change, RouteChange};
+use crate::config::edit::{self as config_edit, Change, RouteChange};
 use crate::live::{ReloadOutcome, Snapshot, Trigger};
 use crate::rules::{self, Route, RouteState, RuleSet, Side, StickyKey};
 use crate::traffic::Traffic;
