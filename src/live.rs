@@ -42,6 +42,17 @@ pub enum Trigger {
 }
 
 impl Trigger {
+    /// Read back a stored name (unknown names count as file changes).
+    pub fn parse(name: &str) -> Trigger {
+        match name {
+            "start" => Trigger::Start,
+            "sighup" => Trigger::Signal,
+            "admin" => Trigger::Admin,
+            "rollback" => Trigger::Rollback,
+            _ => Trigger::File,
+        }
+    }
+
     /// The name stored in the history.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -142,8 +153,21 @@ pub struct Live {
 impl Live {
     /// Load the config at `path` as generation 1. Errors are the config's own.
     pub fn start(path: &Path, metrics: Arc<Metrics>) -> Result<Arc<Live>, ReloadError> {
+        Self::start_with(path, metrics, Vec::new())
+    }
+
+    /// Load the config at `path` as the generation after the newest of `past` (the history
+    /// kept in the store), so generation numbers keep increasing across restarts and earlier
+    /// generations stay available for rollback.
+    pub fn start_with(
+        path: &Path,
+        metrics: Arc<Metrics>,
+        mut past: Vec<HistoryEntry>,
+    ) -> Result<Arc<Live>, ReloadError> {
         let text = read(path)?;
-        let snapshot = match build(path, &text, None, 1, Trigger::Start) {
+        past.sort_by_key(|e| e.generation);
+        let first = past.last().map(|e| e.generation + 1).unwrap_or(1);
+        let snapshot = match build(path, &text, None, first, Trigger::Start) {
             Ok(snapshot) => snapshot,
             Err(error) => {
                 metrics.reload("error");
@@ -151,13 +175,17 @@ impl Live {
             }
         };
         metrics.reload("ok");
-        metrics.generation.set(1);
-        let entry = history_entry(&snapshot);
-        let (changed, _) = tokio_watch::channel(1);
+        metrics.generation.set(first as i64);
+        let mut history = VecDeque::from(past);
+        history.push_back(history_entry(&snapshot));
+        while history.len() > HISTORY_LEN {
+            history.pop_front();
+        }
+        let (changed, _) = tokio_watch::channel(first);
         Ok(Arc::new(Live {
             path: path.to_path_buf(),
             current: ArcSwap::from_pointee(snapshot),
-            history: Mutex::new(VecDeque::from([entry])),
+            history: Mutex::new(history),
             last_error: Mutex::new(None),
             reload_lock: tokio::sync::Mutex::new(()),
             changed,

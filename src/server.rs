@@ -79,12 +79,20 @@ impl Gateway {
     /// the bound addresses are in the returned value.
     pub async fn start(config: &Path, options: Options) -> Result<Gateway, StartError> {
         let metrics = Arc::new(Metrics::new());
-        let live = Live::start(config, metrics.clone())?;
+        // The store is opened first so the history it keeps can seed this process's.
+        let store = match crate::config::load_file(config) {
+            Ok(rules) => open_store(&rules, config).await,
+            Err(_) => None, // Live::start reports the config errors.
+        };
+        let past = match &store {
+            Some(store) => stored_history(store).await,
+            None => Vec::new(),
+        };
+        let live = Live::start_with(config, metrics.clone(), past)?;
         let snapshot = live.load();
         let rules = &snapshot.rules;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = Vec::new();
-        let store = open_store(&snapshot.rules, config).await;
         let writer = store.clone().map(|store| {
             StoreWriter::spawn(
                 store,
@@ -237,6 +245,32 @@ fn redact_url(url: &str) -> String {
         }
         _ => url.to_string(),
     }
+}
+
+/// The generations kept in the store, oldest first, with their config texts.
+async fn stored_history(store: &Store) -> Vec<crate::live::HistoryEntry> {
+    let summaries = match store.list_generations(crate::live::HISTORY_LEN).await {
+        Ok(list) => list,
+        Err(error) => {
+            tracing::warn!("stored history unavailable: {error}");
+            return Vec::new();
+        }
+    };
+    let mut entries = Vec::with_capacity(summaries.len());
+    for summary in summaries {
+        if let Ok(Some(record)) = store.get_generation(summary.generation).await {
+            entries.push(crate::live::HistoryEntry {
+                generation: record.generation,
+                hash: record.hash,
+                loaded_at: std::time::UNIX_EPOCH
+                    + Duration::from_millis(record.loaded_at_ms.max(0) as u64),
+                trigger: crate::live::Trigger::parse(&record.origin),
+                text: Arc::from(record.content),
+            });
+        }
+    }
+    entries.sort_by_key(|e| e.generation);
+    entries
 }
 
 /// Save every generation (its full config text) in the store: the history survives restarts

@@ -186,7 +186,11 @@ async fn a_rollout_moves_the_tenant_rewrites_the_file_and_survives_a_restart() {
     );
 
     restart(&mut gw).await;
-    assert_eq!(gw.gw().live.load().generation, 1, "a fresh process");
+    assert_eq!(
+        gw.gw().live.load().generation,
+        3,
+        "a fresh process goes on from the stored history"
+    );
     assert_eq!(
         get(&gw.url("/api/cards/1"), &[("x-tenant-id", "globex")])
             .await

@@ -258,3 +258,57 @@ async fn a_configmap_symlink_swap_is_picked_up() {
     assert!(moved, "the symlink swap was not picked up");
     gateway.shutdown().await;
 }
+
+#[tokio::test]
+async fn history_survives_a_restart_and_rollback_reaches_past_it() {
+    let legacy = Upstream::json("legacy").await;
+    let new = Upstream::json("cards").await;
+    let (a, b) = rule_sets(&legacy.url(), &new.url());
+    let gw = TestGateway::start(&a).await;
+    std::fs::write(&gw.config, &b).unwrap();
+    assert_eq!(
+        gw.gw()
+            .live
+            .reload(Trigger::Admin)
+            .await
+            .unwrap()
+            .generation(),
+        2
+    );
+    let dir = gw.dir.path().to_path_buf();
+    let config = gw.config.clone();
+    let TestGateway {
+        gateway, dir: keep, ..
+    } = gw;
+    gateway.unwrap().shutdown().await;
+
+    let restarted =
+        switchyard::server::Gateway::start(&config, switchyard::server::Options::default())
+            .await
+            .unwrap();
+    assert_eq!(
+        restarted.live.load().generation,
+        3,
+        "generations keep counting across restarts"
+    );
+    let generations: Vec<u64> = restarted
+        .live
+        .history()
+        .iter()
+        .map(|h| h.generation)
+        .collect();
+    assert_eq!(generations, vec![3, 2, 1]);
+    let url = format!("http://{}/api/cards/1", restarted.http.unwrap());
+    assert_eq!(
+        get(&url, &[("x-tenant-id", "globex")]).await.served_by(),
+        "legacy"
+    );
+    restarted.live.rollback(1).await.unwrap();
+    assert_eq!(
+        get(&url, &[("x-tenant-id", "globex")]).await.served_by(),
+        "cards"
+    );
+    assert!(dir.join("switchyard.db").exists());
+    restarted.shutdown().await;
+    drop(keep);
+}
