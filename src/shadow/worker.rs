@@ -1,0 +1,390 @@
+//! The shadow worker: takes jobs off the bounded queue (at most `max_in_flight` at once),
+//! sends the copy to the other side, optionally calls the primary side again (learned noise),
+//! compares, classifies, and hands a redacted result to the store's writer.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Request};
+use http_body_util::{BodyExt, Limited};
+use tokio::sync::{Semaphore, mpsc};
+
+use super::compare::{self, Captured, CompareRules, Diff};
+use super::decode;
+use super::noise::{NoiseModel, NoiseVerdict};
+use super::{Job, record_skip, skip};
+use crate::live::Snapshot;
+use crate::proxy::body;
+use crate::proxy::forward::{self, Downstream, SHADOW_HEADER};
+use crate::rules::{Route, ShadowPolicy, Side};
+use crate::store::{
+    DiffRecord, Outcome, SamplePair, SampleResponse, SelfCheck, ShadowResult, StoreWriter,
+};
+use crate::telemetry::Metrics;
+
+pub(super) async fn dispatch(
+    mut rx: mpsc::Receiver<Job>,
+    in_flight: Arc<Semaphore>,
+    pending: Arc<AtomicUsize>,
+    metrics: Arc<Metrics>,
+    noise: Arc<NoiseModel>,
+    writer: Option<StoreWriter>,
+) {
+    while let Some(job) = rx.recv().await {
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            return;
+        };
+        let metrics = metrics.clone();
+        let noise = noise.clone();
+        let writer = writer.clone();
+        let pending = pending.clone();
+        tokio::spawn(async move {
+            let result = run(job, &metrics, &noise, writer.as_ref()).await;
+            if let (Some(writer), Some(result)) = (&writer, result)
+                && !writer.try_send(result)
+            {
+                metrics
+                    .store_dropped
+                    .get_or_create(&crate::telemetry::ResultLabel {
+                        result: "queue_full".into(),
+                    })
+                    .inc();
+            }
+            drop(permit);
+            pending.fetch_sub(1, Ordering::AcqRel);
+        });
+    }
+}
+
+/// One side's answer as collected by the worker.
+struct Collected {
+    captured: Captured,
+    elapsed: Duration,
+}
+
+async fn run(
+    job: Job,
+    metrics: &Metrics,
+    noise: &NoiseModel,
+    writer: Option<&StoreWriter>,
+) -> Option<ShadowResult> {
+    let snapshot = job.snapshot.clone();
+    let route = snapshot.rules.routes.get(job.route_index)?;
+    let policy = route.shadow.as_ref()?;
+    let rules = snapshot.compare.get(job.route_index)?.clone();
+    let at_ms = crate::util::now_ms();
+    let primary =
+        match tokio::time::timeout(policy.timeout + Duration::from_secs(30), job.primary).await {
+            Ok(Ok(p)) if !p.body.incomplete => p,
+            _ => {
+                record_skip(
+                    metrics,
+                    writer,
+                    &route.name,
+                    job.tenant.as_deref(),
+                    job.primary_side,
+                    skip::PRIMARY_INCOMPLETE,
+                );
+                return None;
+            }
+        };
+    let max_body = policy.max_body as usize;
+    let downstream = Downstream {
+        peer: job.peer,
+        tls: false,
+        host: job.host.as_deref(),
+    };
+    let shadow = call(
+        &snapshot,
+        route,
+        policy,
+        job.shadow_side,
+        &job.request,
+        &job.body,
+        &downstream,
+        max_body,
+    )
+    .await;
+    let primary_captured = Captured {
+        status: primary.status,
+        headers: primary.headers,
+        body: primary.body.bytes,
+        truncated: primary.body.truncated,
+    };
+    let mut result = ShadowResult {
+        at_ms,
+        route: route.name.clone(),
+        tenant: job.tenant.clone(),
+        primary_side: job.primary_side.as_str().to_string(),
+        outcome: Outcome::Error,
+        skip_reason: None,
+        error: None,
+        primary_ms: Some(primary.elapsed.as_secs_f64() * 1000.0),
+        shadow_ms: None,
+        diffs: Vec::new(),
+        self_check: None,
+        sample: None,
+    };
+    let shadow = match shadow {
+        Ok(s) => s,
+        Err(error) => {
+            metrics.shadow_result(&route.name, "error");
+            result.error = Some(error);
+            return Some(result);
+        }
+    };
+    result.shadow_ms = Some(shadow.elapsed.as_secs_f64() * 1000.0);
+    if primary_captured.truncated || shadow.captured.truncated {
+        // A cut body would compare its prefix only: not evidence either way.
+        record_skip(
+            metrics,
+            writer,
+            &route.name,
+            job.tenant.as_deref(),
+            job.primary_side,
+            skip::BODY_TOO_LARGE,
+        );
+        return None;
+    }
+    let (primary_decoded, shadow_decoded) = (decoded(&primary_captured), decoded(&shadow.captured));
+    let diff = compare::diff(&primary_decoded, &shadow_decoded, &rules);
+
+    if job.self_check {
+        let again = call(
+            &snapshot,
+            route,
+            policy,
+            job.primary_side,
+            &job.request,
+            &job.body,
+            &downstream,
+            max_body,
+        )
+        .await;
+        if let Ok(again) = again {
+            let self_diff = compare::diff(&primary_decoded, &decoded(&again.captured), &rules);
+            noise.record_self(&route.name, &self_diff);
+            result.self_check = Some(SelfCheck {
+                differing_patterns: patterns(&self_diff),
+            });
+        }
+    }
+    noise.record_cross(&route.name, &diff);
+
+    result.outcome = if diff.differences.is_empty() {
+        Outcome::Match
+    } else if diff
+        .differences
+        .iter()
+        .all(|d| noise.classify(&route.name, &d.pattern) == NoiseVerdict::Noise)
+    {
+        Outcome::NoiseOnly
+    } else {
+        Outcome::Mismatch
+    };
+    metrics.shadow_result(&route.name, outcome_label(result.outcome));
+    result.diffs = diff
+        .differences
+        .iter()
+        .map(|d| DiffRecord {
+            pattern: d.pattern.clone(),
+            kind: d.kind.as_str().to_string(),
+            primary: d.primary.clone(),
+            shadow: d.shadow.clone(),
+        })
+        .collect();
+    if !diff.differences.is_empty() {
+        result.sample = Some(sample(
+            &job.method,
+            &job.request,
+            &job.body,
+            &primary_decoded,
+            &shadow_decoded,
+            job.primary_side,
+            job.shadow_side,
+            primary.elapsed,
+            shadow.elapsed,
+            &rules,
+            snapshot.rules.shadow.redact_key.as_deref(),
+        ));
+    }
+    Some(result)
+}
+
+fn outcome_label(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Match => "match",
+        Outcome::Mismatch => "mismatch",
+        Outcome::NoiseOnly => "noise_only",
+        Outcome::Error => "error",
+        Outcome::Skipped => "skipped",
+    }
+}
+
+fn patterns(diff: &Diff) -> Vec<String> {
+    let mut out: Vec<String> = diff.differences.iter().map(|d| d.pattern.clone()).collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Decode Content-Encoding before comparing; an undecodable body is compared as received.
+fn decoded(captured: &Captured) -> Captured {
+    match decode::decode(&captured.headers, &captured.body) {
+        Ok(Some(bytes)) => {
+            let mut headers = captured.headers.clone();
+            headers.remove(http::header::CONTENT_ENCODING);
+            Captured {
+                status: captured.status,
+                headers,
+                body: bytes,
+                truncated: captured.truncated,
+            }
+        }
+        _ => captured.clone(),
+    }
+}
+
+/// Send the shadow copy (or the self-check call) to `side` and collect a bounded answer.
+#[allow(clippy::too_many_arguments)]
+async fn call(
+    snapshot: &Snapshot,
+    route: &Route,
+    policy: &ShadowPolicy,
+    side: Side,
+    request: &http::request::Parts,
+    body: &Bytes,
+    downstream: &Downstream<'_>,
+    max_body: usize,
+) -> Result<Collected, String> {
+    let upstream = snapshot.rules.upstream_for(Some(route), side);
+    let pool = snapshot.pools.get(upstream).map_err(|e| e.to_string())?;
+    let origin = pool.pick().map_err(|e| e.to_string())?;
+    let mut parts = request.clone();
+    for name in &policy.strip_headers {
+        parts.headers.remove(name.as_str());
+    }
+    for (name, value) in &policy.set_headers {
+        if let (Ok(n), Ok(v)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            parts.headers.insert(n, v);
+        }
+    }
+    parts
+        .headers
+        .insert(SHADOW_HEADER, HeaderValue::from_static("1"));
+    let request_id = forward::request_id(&parts.headers);
+    forward::prepare_request(
+        &mut parts,
+        origin,
+        side,
+        Some(&route.rewrite),
+        downstream,
+        &request_id,
+        false,
+    )?;
+    let started = Instant::now();
+    let send = async {
+        let response = pool
+            .send(
+                origin,
+                Request::from_parts(parts, body::full(body.clone())),
+                false,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let (head, incoming) = response.into_parts();
+        let (bytes, truncated) = match Limited::new(incoming, max_body).collect().await {
+            Ok(collected) => (collected.to_bytes(), false),
+            Err(error)
+                if error
+                    .downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some() =>
+            {
+                (Bytes::new(), true)
+            }
+            Err(error) => return Err(format!("shadow body: {error}")),
+        };
+        Ok(Collected {
+            captured: Captured {
+                status: head.status.as_u16(),
+                headers: head.headers,
+                body: bytes,
+                truncated,
+            },
+            elapsed: started.elapsed(),
+        })
+    };
+    match tokio::time::timeout(policy.timeout, send).await {
+        Ok(result) => result,
+        Err(_) => Err(format!("shadow timed out after {:?}", policy.timeout)),
+    }
+}
+
+/// A redacted request/response pair for the sample reservoir. Credentials never leave memory:
+/// credential headers are dropped and `redact` paths replaced by keyed hashes.
+#[allow(clippy::too_many_arguments)]
+fn sample(
+    method: &Method,
+    request: &http::request::Parts,
+    body: &Bytes,
+    primary: &Captured,
+    shadow: &Captured,
+    primary_side: Side,
+    shadow_side: Side,
+    primary_elapsed: Duration,
+    shadow_elapsed: Duration,
+    rules: &CompareRules,
+    key: Option<&[u8]>,
+) -> SamplePair {
+    let key = key.unwrap_or(compare::process_key().as_slice());
+    let headers = |map: &HeaderMap| -> Vec<(String, String)> {
+        let mut pairs: Vec<(String, String)> = map
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).to_string(),
+                )
+            })
+            .collect();
+        compare::redact_headers(&mut pairs);
+        pairs
+    };
+    let text = |bytes: &Bytes| -> String {
+        match serde_json::from_slice::<serde_json::Value>(bytes) {
+            Ok(mut json) => {
+                compare::redact_json(&mut json, rules, key);
+                json.to_string()
+            }
+            Err(_) => match std::str::from_utf8(bytes) {
+                Ok(s) => s.to_string(),
+                Err(_) => format!("<{} bytes of binary>", bytes.len()),
+            },
+        }
+    };
+    SamplePair {
+        method: method.as_str().to_string(),
+        uri: request.uri.to_string(),
+        request_headers: headers(&request.headers),
+        request_body: (!body.is_empty()).then(|| text(body)),
+        primary: SampleResponse {
+            side: primary_side.as_str().to_string(),
+            status: primary.status,
+            headers: headers(&primary.headers),
+            body: text(&primary.body),
+            elapsed_ms: primary_elapsed.as_secs_f64() * 1000.0,
+        },
+        shadow: SampleResponse {
+            side: shadow_side.as_str().to_string(),
+            status: shadow.status,
+            headers: headers(&shadow.headers),
+            body: text(&shadow.body),
+            elapsed_ms: shadow_elapsed.as_secs_f64() * 1000.0,
+        },
+    }
+}
