@@ -102,6 +102,7 @@ pub fn router(proxy: Arc<Proxy>) -> Router {
         ));
     Router::new()
         .route("/metrics", get(metrics))
+        .route("/readyz", get(readyz))
         .merge(api)
         .fallback(not_found)
         .with_state(state)
@@ -174,4 +175,10 @@ fn query<T: DeserializeOwned>(uri: &axum::http::Uri) -> Result<T, ApiError> {
     axum::extract::Query::<T>::try_from_uri(uri)
         .map(|q| q.0)
         .map_err(|e| ApiError::BadRequest(e.body_text()))
+}
+
+/// Readiness for load balancers and Kubernetes probes: open like `/metrics`, and it tells
+/// nothing but that the gateway is up with rules loaded.
+async fn readyz() -> &'static str {
+    "ready\n"
 }

@@ -18,7 +18,7 @@ use crate::config;
 use crate::proxy::upstream::Pools;
 use crate::rules::RuleSet;
 use crate::shadow::RouteCompare;
-use crate::telemetry::Metrics;
+use crate::telemetry::{Metrics, RouteMetrics};
 
 pub mod watch;
 
@@ -81,6 +81,18 @@ pub struct Snapshot {
     pub compare: RouteCompare,
     /// The config text this generation was compiled from.
     pub text: Arc<str>,
+    /// Request-metric handles by route index; the last one is for requests without a route.
+    pub route_metrics: Vec<RouteMetrics>,
+}
+
+impl Snapshot {
+    /// The metric handles of `route` (or of the default upstream when there is none).
+    pub fn metrics_for(&self, route: Option<&crate::rules::Route>) -> Option<&RouteMetrics> {
+        match route {
+            Some(r) => self.route_metrics.get(r.index),
+            None => self.route_metrics.last(),
+        }
+    }
 }
 
 /// A past generation, kept for history and rollback.
@@ -422,7 +434,14 @@ fn build(
     let pools =
         Pools::build(&rules.upstreams, previous.map(|p| &p.pools)).map_err(ReloadError::Build)?;
     let compare = RouteCompare::compile(&rules).map_err(ReloadError::Build)?;
+    let route_metrics = rules
+        .routes
+        .iter()
+        .map(|r| RouteMetrics::new(&r.name))
+        .chain(std::iter::once(RouteMetrics::new("default")))
+        .collect();
     Ok(Snapshot {
+        route_metrics,
         generation,
         loaded_at: SystemTime::now(),
         trigger,

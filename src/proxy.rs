@@ -110,12 +110,14 @@ pub async fn handle(
             )
         }
     };
-    proxy.metrics.observe_request(
-        served.route_name(),
-        served.side.as_str(),
-        response.status().as_u16(),
-        started.elapsed().as_secs_f64(),
-    );
+    if let Some(handles) = snapshot.metrics_for(served.route) {
+        handles.observe(
+            &proxy.metrics,
+            served.side,
+            response.status().as_u16(),
+            started.elapsed().as_secs_f64(),
+        );
+    }
     let headers = response.headers_mut();
     headers.insert(forward::REQUEST_ID, request_id);
     if snapshot.rules.admin.debug_headers {

@@ -3,7 +3,9 @@
 //! No metric carries a tenant label: tenants are unbounded, and a label per tenant would
 //! explode the series count of every scraper.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::OnceLock;
+
+use crate::rules::Side;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -253,8 +255,66 @@ impl Metrics {
     }
 }
 
-/// A plain counter for places that only need a number (kept for status pages).
-pub type Count = AtomicU64;
+/// Per-route handles on the request metrics, so the hot path neither allocates label strings
+/// nor hashes them. Each series is created on first use (as with labels), so routes that see
+/// no traffic export nothing.
+pub struct RouteMetrics {
+    route: String,
+    requests: [[OnceLock<Counter>; 5]; 2],
+    duration: [OnceLock<Histogram>; 2],
+}
+
+const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+const SIDES: [&str; 2] = ["legacy", "new"];
+
+impl RouteMetrics {
+    /// Handles for `route` (not yet created in the registry).
+    pub fn new(route: &str) -> RouteMetrics {
+        RouteMetrics {
+            route: route.to_string(),
+            requests: Default::default(),
+            duration: Default::default(),
+        }
+    }
+
+    /// Count one served request and its time to the response head.
+    pub fn observe(&self, metrics: &Metrics, side: Side, status: u16, seconds: f64) {
+        let s = match side {
+            Side::Legacy => 0,
+            Side::New => 1,
+        };
+        let class = match status {
+            100..=199 => 0,
+            200..=299 => 1,
+            300..=399 => 2,
+            400..=499 => 3,
+            _ => 4,
+        };
+        self.requests[s][class]
+            .get_or_init(|| {
+                metrics
+                    .requests
+                    .get_or_create(&RequestLabels {
+                        route: self.route.clone(),
+                        side: SIDES[s].to_string(),
+                        status_class: STATUS_CLASSES[class].to_string(),
+                    })
+                    .clone()
+            })
+            .inc();
+        self.duration[s]
+            .get_or_init(|| {
+                metrics
+                    .duration
+                    .get_or_create(&RouteSide {
+                        route: self.route.clone(),
+                        side: SIDES[s].to_string(),
+                    })
+                    .clone()
+            })
+            .observe(seconds);
+    }
+}
 
 #[cfg(test)]
 mod tests {

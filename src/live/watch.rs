@@ -6,9 +6,10 @@
 //! directory triggers a reload; identical content makes no new generation, so spurious events
 //! cost one read and one compile.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use notify::RecursiveMode;
@@ -34,17 +35,41 @@ fn watched_dirs(live: &Live) -> BTreeSet<PathBuf> {
         .collect()
 }
 
+/// The file names an event must touch to matter: the config file, the files it names, and
+/// Kubernetes' `..data`-style entries. Everything else in those directories — the SQLite
+/// store's own writes above all — is ignored, so it never causes a recompile.
+fn watched_names(live: &Live) -> HashSet<OsString> {
+    let snapshot = live.load();
+    std::iter::once(live.path())
+        .chain(snapshot.rules.files.iter().map(PathBuf::as_path))
+        .filter_map(|file| file.file_name().map(OsString::from))
+        .collect()
+}
+
+fn is_relevant(path: &Path, names: &HashSet<OsString>) -> bool {
+    match path.file_name() {
+        Some(name) => names.contains(name) || name.to_string_lossy().starts_with(".."),
+        None => false,
+    }
+}
+
 /// Watch the config file's directory (and those of the files it names) and reload on change.
 /// Runs until the process ends; the watcher re-targets when a reload names new files.
 pub fn spawn_file_watch(live: Arc<Live>) {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
+    let names = Arc::new(Mutex::new(watched_names(&live)));
+    let filter = names.clone();
     let debouncer = new_debouncer(
         DEBOUNCE,
         None,
         move |result: notify_debouncer_full::DebounceEventResult| {
-            if let Ok(events) = result
-                && events.iter().any(|e| !e.kind.is_access())
-            {
+            let Ok(events) = result else { return };
+            let relevant = filter.lock().is_ok_and(|names| {
+                events
+                    .iter()
+                    .any(|e| !e.kind.is_access() && e.paths.iter().any(|p| is_relevant(p, &names)))
+            });
+            if relevant {
                 // A full channel already holds a pending reload: dropping this wake-up loses nothing.
                 let _ = tx.try_send(());
             }
@@ -67,6 +92,9 @@ pub fn spawn_file_watch(live: Arc<Live>) {
         while rx.recv().await.is_some() {
             if let Err(error) = live.reload(Trigger::File).await {
                 tracing::debug!("file-triggered reload rejected: {error}");
+            }
+            if let Ok(mut names) = names.lock() {
+                *names = watched_names(&live);
             }
             let now = watched_dirs(&live);
             if now != dirs {
@@ -100,4 +128,23 @@ pub fn spawn_sighup(live: Arc<Live>) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_config_its_files_and_configmap_entries_matter() {
+        let names: HashSet<OsString> = ["gw.toml", "tenants.toml"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        assert!(is_relevant(Path::new("/etc/sy/gw.toml"), &names));
+        assert!(is_relevant(Path::new("/etc/sy/tenants.toml"), &names));
+        assert!(is_relevant(Path::new("/etc/sy/..data"), &names));
+        assert!(is_relevant(Path::new("/etc/sy/..2026_11_29"), &names));
+        assert!(!is_relevant(Path::new("/etc/sy/switchyard.db-wal"), &names));
+        assert!(!is_relevant(Path::new("/etc/sy/.gw.toml.swp"), &names));
+    }
 }
