@@ -277,25 +277,40 @@ async fn stored_history(store: &Store) -> Vec<crate::live::HistoryEntry> {
 /// and is shared by a fleet on PostgreSQL.
 async fn persist_history(live: Arc<Live>, store: Store, mut shutdown: watch::Receiver<bool>) {
     let mut changed = live.subscribe();
+    let mut saved = 0;
     loop {
         let snapshot = live.load();
-        let record = GenerationRecord {
-            generation: snapshot.generation,
-            hash: snapshot.rules.hash.clone(),
-            loaded_at_ms: crate::util::epoch_ms(snapshot.loaded_at),
-            source: live.path().display().to_string(),
-            content: snapshot.text.to_string(),
-            origin: snapshot.trigger.as_str().to_string(),
-        };
-        if let Err(error) = store.save_generation(&record).await {
-            tracing::warn!(
-                generation = record.generation,
-                "history not persisted: {error}"
-            );
+        if snapshot.generation != saved {
+            let record = GenerationRecord {
+                generation: snapshot.generation,
+                hash: snapshot.rules.hash.clone(),
+                loaded_at_ms: crate::util::epoch_ms(snapshot.loaded_at),
+                source: live.path().display().to_string(),
+                content: snapshot.text.to_string(),
+                origin: snapshot.trigger.as_str().to_string(),
+            };
+            match store.save_generation(&record).await {
+                Ok(()) => saved = snapshot.generation,
+                Err(error) => {
+                    tracing::warn!(
+                        generation = record.generation,
+                        "history not persisted: {error}"
+                    )
+                }
+            }
+        }
+        if *shutdown.borrow() {
+            // Stop only once the generation in force is saved (a reload may have landed
+            // while the previous one was being written).
+            if live.load().generation == saved {
+                return;
+            }
+            continue;
         }
         tokio::select! {
             result = changed.changed() => if result.is_err() { return },
-            _ = shutdown.changed() => return,
+            // One more pass saves a generation swapped in just before shutdown.
+            _ = shutdown.changed() => {},
         }
     }
 }
