@@ -69,6 +69,8 @@ impl Bodies {
 struct Args {
     listen: SocketAddr,
     workers: usize,
+    /// Delay before every answer (a slow service, for the shadow bench).
+    delay: std::time::Duration,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -76,6 +78,7 @@ fn parse_args() -> Result<Args, String> {
         .parse()
         .map_err(|e| format!("default listen address: {e}"))?;
     let mut workers = 1usize;
+    let mut delay = std::time::Duration::ZERO;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
@@ -91,14 +94,23 @@ fn parse_args() -> Result<Args, String> {
                     return Err("--workers must be at least 1".into());
                 }
             }
+            "--delay-ms" => {
+                let v = value("--delay-ms")?;
+                let ms: u64 = v.parse().map_err(|e| format!("--delay-ms {v:?}: {e}"))?;
+                delay = std::time::Duration::from_millis(ms);
+            }
             "-h" | "--help" => {
-                println!("usage: backend [--listen IP:PORT] [--workers N]");
+                println!("usage: backend [--listen IP:PORT] [--workers N] [--delay-ms N]");
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    Ok(Args { listen, workers })
+    Ok(Args {
+        listen,
+        workers,
+        delay,
+    })
 }
 
 fn response(status: StatusCode, content_type: &str, body: Bytes) -> Response<Full<Bytes>> {
@@ -146,7 +158,7 @@ async fn handle(
     ))
 }
 
-async fn serve(listener: TcpListener) {
+async fn serve(listener: TcpListener, delay: std::time::Duration) {
     let bodies = Arc::new(Bodies::new());
     let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
     loop {
@@ -163,7 +175,15 @@ async fn serve(listener: TcpListener) {
         let bodies = bodies.clone();
         let builder = builder.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| handle(bodies.clone(), req));
+            let service = service_fn(move |req| {
+                let bodies = bodies.clone();
+                async move {
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    handle(bodies, req).await
+                }
+            });
             // Errors here are client resets at the end of a benchmark run: nothing to report.
             let _ = builder
                 .serve_connection(TokioIo::new(stream), service)
@@ -203,7 +223,7 @@ fn main() {
             "backend listening on http://{} ({} worker(s))",
             args.listen, args.workers
         );
-        serve(listener).await;
+        serve(listener, args.delay).await;
     });
 }
 

@@ -20,7 +20,7 @@ pub mod noise;
 mod worker;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -100,6 +100,22 @@ pub mod skip {
     pub const PRIMARY_INCOMPLETE: &str = "primary_incomplete";
 }
 
+/// Skipped comparisons written to the store per second, at most. Under overload nearly every
+/// request is a skip; a row for each would turn an overload of the shadow side into an
+/// overload of the store and of this process. The metric counts every skip; the report's
+/// per-reason skip counts are exact up to this rate and a sample beyond it.
+const SKIPS_STORED_PER_SEC: u32 = 50;
+
+fn skip_budget() -> bool {
+    static SECOND: AtomicU64 = AtomicU64::new(0);
+    static USED: AtomicU32 = AtomicU32::new(0);
+    let now = crate::util::now_ms() as u64 / 1000;
+    if SECOND.swap(now, Ordering::Relaxed) != now {
+        USED.store(0, Ordering::Relaxed);
+    }
+    USED.fetch_add(1, Ordering::Relaxed) < SKIPS_STORED_PER_SEC
+}
+
 /// Count a skipped comparison and record it for the report (skips by reason).
 fn record_skip(
     metrics: &Metrics,
@@ -110,7 +126,9 @@ fn record_skip(
     reason: &'static str,
 ) {
     metrics.shadow_skip(route, reason);
-    if let Some(writer) = writer {
+    if let Some(writer) = writer
+        && skip_budget()
+    {
         let _ = writer.try_send(ShadowResult {
             at_ms: crate::util::now_ms(),
             route: route.to_string(),
@@ -237,6 +255,10 @@ impl Shadower {
         };
         if !snapshot.rules.shadow.enabled {
             return skipped(skip::DISABLED);
+        }
+        // A full queue is known now: skip before copying anything.
+        if self.queue.capacity() == 0 {
+            return skipped(skip::QUEUE_FULL);
         }
         let Some(body) = body.filter(|b| b.len() as u64 <= policy.max_body) else {
             return skipped(skip::BODY_TOO_LARGE);
