@@ -133,7 +133,7 @@ compare = { unordered = ["/tags"] }"#,
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_ids_are_noise_and_a_rare_real_difference_is_real() {
     // Both sides stamp a fresh id and time into every answer (noise). The new side also gets
-    // /price wrong on one request in 250: rare, but never seen when legacy answers twice.
+    // /price wrong on one request in 500: rare, but never seen when legacy answers twice.
     let legacy = doc_upstream(
         |i| serde_json::json!({"price": 10, "request_id": format!("L{i:x}-{}", i * 7919), "at": i}),
     )
