@@ -25,7 +25,9 @@ fn reload(c: &mut Criterion) {
     let live = Live::start(&path, Arc::new(Metrics::new())).unwrap();
     let mut flip = false;
     let mut group = c.benchmark_group("reload");
-    group.sample_size(10).measurement_time(Duration::from_secs(10));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
     group.bench_function("compile_and_swap_10k_tenants_2k_routes", |bench| {
         bench.iter(|| {
             flip = !flip;
