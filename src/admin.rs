@@ -2,10 +2,15 @@
 //!
 //! Every `/admin/*` call needs `Authorization: Bearer <token>` with a token from
 //! `[admin] tokens_file` (loaded and reloaded with the config): none or unknown → 401, a read
-//! token on a write call (any method but GET/HEAD) → 403. Loopback is not trusted by itself;
+//! token on a write call (any method but GET/HEAD, except the what-if re-evaluation
+//! `POST /admin/shadow/whatif`, which changes nothing) → 403. Loopback is not trusted by itself;
 //! without a tokens file the API answers 401 and says how to configure one. `/metrics` stays
 //! open so Prometheus scrapers need no secret: it carries counters only, no tenant names —
 //! keep the admin listener on a private address.
+//!
+//! The shadow-diff reads (`/admin/shadow/report`, `timeline`, `samples/{id}`, `whatif`) are in
+//! [`shadow`], [`sample`] and [`whatif`]; `GET /` is the dashboard ([`dashboard`]), a static
+//! page served without a token that holds no data and reads everything from this API.
 //!
 //! Writes (`rollout`, `reload`, `rollback`) are serialised, go through the same
 //! validate-then-swap pipeline as a hand edit of the config file (which they rewrite,
@@ -21,8 +26,12 @@
 
 mod api;
 mod auth;
+mod dashboard;
 mod error;
 mod rollout;
+mod sample;
+mod shadow;
+mod whatif;
 
 use std::sync::Arc;
 
@@ -42,6 +51,8 @@ use crate::store::{AuditEntry, Store};
 
 pub use auth::{Caller, Role};
 pub use error::ApiError;
+pub use sample::{Row, curl_line, pretty_body, side_by_side};
+pub use shadow::{DEFAULT_TARGET_PARITY, MIN_SAMPLES, policy};
 
 /// Shared state of the admin API.
 pub struct AdminState {
@@ -96,6 +107,10 @@ pub fn router(proxy: Arc<Proxy>) -> Router {
         .route("/admin/rollout", post(rollout::rollout))
         .route("/admin/reload", post(api::reload))
         .route("/admin/rollback", post(api::rollback))
+        .route("/admin/shadow/report", get(shadow::report))
+        .route("/admin/shadow/timeline", get(shadow::timeline))
+        .route("/admin/shadow/samples/{id}", get(sample::sample))
+        .route("/admin/shadow/whatif", post(whatif::whatif))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
@@ -103,6 +118,7 @@ pub fn router(proxy: Arc<Proxy>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/readyz", get(readyz))
+        .merge(dashboard::router())
         .merge(api)
         .fallback(not_found)
         .with_state(state)

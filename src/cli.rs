@@ -1,13 +1,13 @@
 //! The command line: `run`, `check`, `explain`, `demo`, `override-token`, and the admin
 //! client commands that talk to a running gateway (`status`, `rollout`, `reload`, `history`,
-//! `rollback`, `audit`; see [`crate::client`]).
+//! `rollback`, `audit`, `report`; see [`crate::client`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::client::{self, AdminArgs, AuditArgs, Call, RolloutArgs};
+use crate::client::{self, AdminArgs, AuditArgs, Call, ReportArgs, RolloutArgs};
 use crate::config;
 use crate::rules::{self, RequestView, Side};
 use crate::server::{Gateway, Options};
@@ -110,6 +110,14 @@ pub enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// Show the shadow-diff report (per route: parity, verdict, top differing paths), or one
+    /// stored sample pair as a diff with --sample ID.
+    Report {
+        #[command(flatten)]
+        report: ReportArgs,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
 }
 
 /// Run the command line; the returned code is the process's exit status.
@@ -141,6 +149,7 @@ pub fn main() -> ExitCode {
             admin,
         } => client::main(&admin, Call::Rollback { generation, reason }),
         Command::Audit { filter, admin } => client::main(&admin, Call::Audit(filter)),
+        Command::Report { report, admin } => client::main(&admin, Call::Report(report)),
     }
 }
 

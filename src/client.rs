@@ -1,4 +1,5 @@
-//! The admin client behind `switchyard status | rollout | reload | history | rollback | audit`:
+//! The admin client behind `switchyard status | rollout | reload | history | rollback | audit |
+//! report`:
 //! HTTP calls to a running gateway's admin API (`--admin URL`, token from
 //! `SWITCHYARD_ADMIN_TOKEN` or `--token`), printed as readable tables or, with `--json`, as
 //! the API's JSON. Any failure — 401, 403, 409, a refused connection — is ONE line on stderr
@@ -12,6 +13,9 @@
 //! ```
 
 mod format;
+mod report;
+
+pub use report::{ReportArgs, ReportFormat};
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -137,6 +141,8 @@ pub enum Call {
         reason: Option<String>,
     },
     Audit(AuditArgs),
+    /// The shadow report, or one stored sample (`--sample`).
+    Report(ReportArgs),
 }
 
 /// Why an admin call failed; `Display` is the one line the CLI prints.
@@ -230,6 +236,7 @@ impl AdminClient {
                 }
                 self.get(&format!("/admin/audit?{q}")).await
             }
+            Call::Report(args) => self.get(&args.path()).await,
         }
     }
 
@@ -359,7 +366,9 @@ pub fn main(args: &AdminArgs, call: Call) -> ExitCode {
     });
     match result {
         Ok((answer, routes)) => {
-            if args.json {
+            let json = args.json
+                || matches!(&call, Call::Report(r) if r.format == ReportFormat::Json && r.sample.is_none());
+            if json {
                 println!(
                     "{}",
                     serde_json::to_string_pretty(&answer).unwrap_or_default()

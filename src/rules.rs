@@ -461,6 +461,9 @@ pub struct ShadowPolicy {
     /// Share of shadowed idempotent requests whose primary side is called again to learn noise;
     /// default 10 %.
     pub self_check_percent_bp: u32,
+    /// Parity (basis points of 100%) the shadow report wants before it says `ready`;
+    /// default 99 %.
+    pub target_parity_bp: u32,
     /// `"shadow:" + route salt`, so shadow sampling is independent of the rollout bucket.
     pub salt: String,
 }

@@ -34,6 +34,7 @@ mod schema;
 mod shadow;
 mod sql;
 mod stats;
+mod timeline;
 mod writer;
 
 #[cfg(test)]
@@ -60,6 +61,7 @@ pub use shadow::{
     ShadowResult, bucket_floor, scrub_headers,
 };
 pub use stats::{Z95, wilson_interval};
+pub use timeline::{RouteTimeline, TimelinePoint};
 pub use writer::{RetentionPolicy, StoreWriter, WriterConfig, WriterCounters, WriterStats};
 
 /// Everything that can go wrong talking to the store. Connection URLs are never echoed back:

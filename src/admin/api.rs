@@ -161,7 +161,7 @@ pub async fn audit(
 }
 
 /// An instant from the query string: epoch ms, RFC 3339, or a duration ago.
-fn instant(text: &str) -> Result<i64, ApiError> {
+pub(super) fn instant(text: &str) -> Result<i64, ApiError> {
     if let Ok(ms) = text.parse::<i64>() {
         return Ok(ms);
     }

@@ -28,10 +28,15 @@ pub struct Caller {
     pub role: Role,
 }
 
-/// The role a call needs: reading for GET and HEAD (which never change state), writing
-/// for everything else.
-pub fn needed_role(method: &Method) -> Role {
-    if method == Method::GET || method == Method::HEAD {
+/// POST calls that change nothing and so need only a read token: a what-if re-evaluation
+/// takes a draft as its body (too large and structured for a query string) but only reads.
+pub const READ_ONLY_POSTS: &[&str] = &["/admin/shadow/whatif"];
+
+/// The role a call needs: reading for GET and HEAD (which never change state) and the
+/// [`READ_ONLY_POSTS`], writing for everything else.
+pub fn needed_role(method: &Method, path: &str) -> Role {
+    let read_only_post = method == Method::POST && READ_ONLY_POSTS.contains(&path);
+    if method == Method::GET || method == Method::HEAD || read_only_post {
         Role::Read
     } else {
         Role::Write
@@ -84,7 +89,9 @@ pub async fn require_token(
     let snapshot = state.proxy.live.load();
     let caller = authenticate(request.headers(), &snapshot.rules.admin.tokens)?;
     drop(snapshot);
-    if needed_role(request.method()) == Role::Write && caller.role != Role::Write {
+    if needed_role(request.method(), request.uri().path()) == Role::Write
+        && caller.role != Role::Write
+    {
         let action = request
             .uri()
             .path()
@@ -157,11 +164,22 @@ mod tests {
     }
 
     #[test]
-    fn only_get_and_head_are_reads() {
-        assert_eq!(needed_role(&Method::GET), Role::Read);
-        assert_eq!(needed_role(&Method::HEAD), Role::Read);
+    fn only_get_head_and_the_what_if_are_reads() {
+        assert_eq!(needed_role(&Method::GET, "/admin/status"), Role::Read);
+        assert_eq!(needed_role(&Method::HEAD, "/admin/status"), Role::Read);
+        assert_eq!(
+            needed_role(&Method::POST, "/admin/shadow/whatif"),
+            Role::Read
+        );
         for m in [Method::POST, Method::PUT, Method::DELETE, Method::PATCH] {
-            assert_eq!(needed_role(&m), Role::Write);
+            assert_eq!(needed_role(&m, "/admin/rollout"), Role::Write);
         }
+        for m in [Method::PUT, Method::DELETE, Method::PATCH] {
+            assert_eq!(needed_role(&m, "/admin/shadow/whatif"), Role::Write);
+        }
+        assert_eq!(
+            needed_role(&Method::POST, "/admin/shadow/whatif/x"),
+            Role::Write
+        );
     }
 }

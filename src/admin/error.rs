@@ -35,6 +35,11 @@ pub enum ApiError {
         "audit store unavailable: writes are refused because they could not be audited (see the gateway log; reads and traffic are unaffected)"
     )]
     StoreUnavailable,
+    /// A shadow read (report, sample, timeline, what-if) without a store.
+    #[error(
+        "shadow store unavailable: the [store] could not be opened at start (see the gateway log), so no shadow results are kept or reported; traffic is unaffected"
+    )]
+    ShadowStoreUnavailable,
     /// The change is in force but its audit entry could not be stored.
     #[error(
         "the change is in force (generation {}) but its audit entry could not be stored: {message}; the entry was written to the gateway log",
@@ -59,7 +64,9 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Conflict => StatusCode::CONFLICT,
-            ApiError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::StoreUnavailable | ApiError::ShadowStoreUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::AuditFailed { .. } | ApiError::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -76,7 +83,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::Invalid(_) => "invalid_config",
             ApiError::Conflict => "conflict",
-            ApiError::StoreUnavailable => "store_unavailable",
+            ApiError::StoreUnavailable | ApiError::ShadowStoreUnavailable => "store_unavailable",
             ApiError::AuditFailed { .. } => "audit_failed",
             ApiError::Internal(_) => "internal",
         }

@@ -19,6 +19,7 @@ pub fn render(call: &Call, answer: &Value, routes: Option<&Value>) -> String {
         Call::Reload { .. } | Call::Rollback { .. } => reload(answer),
         Call::History => history(answer),
         Call::Audit(_) => audit(answer),
+        Call::Report(args) => super::report::render(args, answer),
     }
 }
 

@@ -183,6 +183,7 @@ pub struct RawShadow {
     pub strip_headers: Option<Vec<Text>>,
     pub set_headers: Option<BTreeMap<Text, Text>>,
     pub self_check_percent: Option<Spanned<f64>>,
+    pub target_parity: Option<Spanned<f64>>,
 }
 
 /// The top-level `[shadow]` table: switches that hold for every route.

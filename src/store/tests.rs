@@ -12,10 +12,12 @@ use super::*;
 
 mod fixtures;
 mod reads;
+mod timeline;
 mod writes;
 
 use fixtures::*;
 use reads::*;
+use timeline::*;
 use writes::*;
 
 /// Run `scenario` against a fresh SQLite file in a temporary directory.
@@ -94,6 +96,7 @@ both_backends!(
     retention_deletes_by_age_and_caps_samples,
     flush_writes_everything_queued,
     writer_runs_retention_periodically,
+    timeline_folds_minutes_into_buckets,
 );
 
 async fn audit_roundtrip_and_filters(store: Store) {

@@ -555,6 +555,7 @@ fn shadow(
         strip_headers,
         set_headers,
         self_check_percent_bp: cx.percent(s.self_check_percent.as_ref(), 1_000),
+        target_parity_bp: cx.percent(s.target_parity.as_ref(), 9_900),
         salt: format!("shadow:{salt}"),
     };
     has_new.then_some(policy)
