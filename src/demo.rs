@@ -207,7 +207,8 @@ async fn stand_in_answer(name: &str, n: u64, req: Request<Incoming>) -> Response
         "tenant": parts.headers.get("x-tenant-id").and_then(|v| v.to_str().ok()),
         "shadow": parts.headers.get("x-switchyard-shadow").is_some(),
         "received": received,
-        "request_id": format!("{name}-{n:08x}"),
+        // UUID-shaped, as many real services' ids are: the report then suggests ignoring it.
+        "request_id": format!("{:08x}-0000-4000-8000-{:012x}", n as u32, rand::random::<u64>() & 0xffff_ffff_ffff),
         "generated_at": crate::util::now_ms(),
         "card": { "id": id, "currency": currency, "limit": 1000, "tags": ["gold", "travel"] },
     });

@@ -489,9 +489,14 @@ async fn the_report_command_prints_table_json_markdown_and_a_sample() {
         "{md}"
     );
 
-    let id = json["routes"][0]["top_paths"][0]["sample_ids"][0]
-        .as_i64()
-        .unwrap();
+    let price = json["routes"][0]["top_paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pattern"] == "/price")
+        .unwrap()
+        .clone();
+    let id = price["sample_ids"][0].as_i64().unwrap();
     let (code, out, err) = cli(
         args(&["report", "--sample", &id.to_string()], &url),
         Some(READ),

@@ -23,7 +23,8 @@ pub fn render(call: &Call, answer: &Value, routes: Option<&Value>) -> String {
     }
 }
 
-fn text(v: &Value) -> String {
+/// A JSON value as table text (`-` for null).
+pub(super) fn text(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
         Value::String(s) => s.clone(),
@@ -31,8 +32,10 @@ fn text(v: &Value) -> String {
     }
 }
 
-fn time(v: &Value) -> String {
-    v.as_u64()
+/// Epoch milliseconds as RFC 3339 (`-` when absent or negative).
+pub(super) fn time(v: &Value) -> String {
+    v.as_i64()
+        .and_then(|ms| u64::try_from(ms).ok())
         .map(|ms| {
             humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
         })

@@ -12,12 +12,12 @@
 //! Rendering reads the API's JSON defensively: a missing field prints as `-`, never a panic.
 
 use std::fmt::Write as _;
-use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::Value;
 use similar::TextDiff;
 
 use super::encode;
+use super::format::{text, time};
 use crate::admin::pretty_body;
 
 /// How `switchyard report` prints.
@@ -100,23 +100,6 @@ pub fn render(args: &ReportArgs, answer: &Value) -> String {
         (None, ReportFormat::Markdown) => markdown(answer),
         (None, _) => table(answer),
     }
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-fn time(v: &Value) -> String {
-    v.as_i64()
-        .and_then(|ms| u64::try_from(ms).ok())
-        .map(|ms| {
-            humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
-        })
-        .unwrap_or_else(|| "-".into())
 }
 
 fn pct(v: &Value, digits: usize) -> String {
