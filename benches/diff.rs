@@ -11,49 +11,11 @@ use http::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 use switchyard::shadow::compare::{Captured, CompareConfig, CompareRules, diff, diff_json};
 
-/// Deterministic generator, so runs compare like with like.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        self.0 >> 33
-    }
-
-    fn pick<'a>(&mut self, options: &[&'a str]) -> &'a str {
-        let i = usize::try_from(self.next()).unwrap_or(0) % options.len();
-        options.get(i).copied().unwrap_or_default()
-    }
-}
-
-fn item(rng: &mut Lcg, id: u64) -> Value {
-    json!({
-        "id": id,
-        "sku": format!("SKU-{id:05}"),
-        "name": format!("{} {}", rng.pick(&["Steel", "Oak", "Linen", "Glass"]), rng.pick(&["Chair", "Lamp", "Table", "Shelf"])),
-        "price": (rng.next() % 100_000) as f64 / 100.0,
-        "currency": "EUR",
-        "qty": rng.next() % 9 + 1,
-        "tags": [rng.pick(&["new", "sale", "eco"]), rng.pick(&["indoor", "outdoor"]), "catalog"],
-        "updated_at": format!("2024-05-01T12:{:02}:{:02}Z", rng.next() % 60, rng.next() % 60),
-        "attributes": {"color": rng.pick(&["red", "blue", "black"]), "weight_g": rng.next() % 5000, "fragile": id.is_multiple_of(7)},
-        "discounts": [{"code": format!("D{}", rng.next() % 100), "amount": (rng.next() % 500) as f64 / 100.0}],
-    })
-}
+#[path = "../src/shadow/compare/tests/orders.rs"]
+mod orders;
 
 fn documents() -> (Value, Value) {
-    let mut rng = Lcg(7);
-    let items: Vec<Value> = (1..=400).map(|id| item(&mut rng, id)).collect();
-    let a = json!({
-        "generated_at": "2024-05-01T12:00:00Z",
-        "request_id": "req_9f86d081884c7d65",
-        "account": {"id": "acct_42", "name": "Acme Corp", "email": "billing@acme.test"},
-        "items": items,
-        "totals": {"net": 12_345.67, "tax": 2_345.68, "gross": 14_691.35},
-    });
+    let a = orders::document(400);
     // The shadow: new timestamps everywhere, items in another order, a few real changes.
     let mut b = a.clone();
     b["generated_at"] = json!("2024-05-01T12:00:01Z");
