@@ -140,3 +140,23 @@ pinned() {
     shift
     if [ -n "$cpus" ]; then exec taskset -c "$cpus" "$@"; else exec "$@"; fi
 }
+
+# start_work NAME: a temp work dir in $WORK and an empty PIDS array; on exit every PID in PIDS
+# gets TERM, then KILL after 5 s, and the dir is removed (KEEP=1 keeps it).
+start_work() {
+    WORK=$(mktemp -d "/tmp/switchyard-$1.XXXXXX")
+    PIDS=()
+    trap _stop_work EXIT
+    trap 'exit 130' INT TERM
+}
+
+_stop_work() {
+    local pid
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    wait 2>/dev/null || true
+    if [ "${KEEP:-0}" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
+}

@@ -14,15 +14,7 @@ REPS=${REPS:-3}
 CONNS=${CONNS:-16}
 ensure_packages wrk curl
 build_release "$(pwd)"
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    sleep 0.3
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    [ "${KEEP:-}" = 1 ] || rm -rf "$WORK"
-}
-trap cleanup EXIT
+start_work shadow
 
 FAST=$(free_port); SLOW=$(free_port)
 "$BACKEND_BIN" --listen "127.0.0.1:$FAST" >"$WORK/fast.log" 2>&1 & PIDS+=($!)

@@ -39,20 +39,7 @@ else
 fi
 plan_cpus
 
-WORK=$(mktemp -d /tmp/switchyard-vs-nginx.XXXXXX)
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null
-    done
-    wait 2>/dev/null
-    if [ "${KEEP:-0}" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+start_work vs-nginx
 
 BACKEND_PORT=$(free_port)
 GW_PORT=$(free_port)
