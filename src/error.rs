@@ -8,7 +8,7 @@
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
-use crate::proxy::body::{Body, full};
+use crate::body::{Body, full};
 
 /// Why a request could not be served.
 #[derive(Debug, thiserror::Error)]

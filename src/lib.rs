@@ -10,11 +10,14 @@
 //! tenant by tenant, from a legacy monolith to new services.
 
 pub mod admin;
+pub mod body;
 pub mod cli;
 pub mod client;
+pub mod compare;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod forward;
 pub mod live;
 pub mod proxy;
 pub mod rules;
@@ -24,4 +27,5 @@ pub mod store;
 pub mod telemetry;
 pub mod tls;
 pub mod traffic;
+pub mod upstream;
 pub mod util;

@@ -15,10 +15,10 @@ use arc_swap::ArcSwap;
 use tokio::sync::watch as tokio_watch;
 
 use crate::config;
-use crate::proxy::upstream::Pools;
 use crate::rules::RuleSet;
 use crate::shadow::RouteCompare;
 use crate::telemetry::{Metrics, RouteMetrics};
+use crate::upstream::Pools;
 
 pub mod watch;
 

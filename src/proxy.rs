@@ -11,10 +11,6 @@
 //!
 //! `handle` never fails: it always answers, and logs once.
 
-pub mod body;
-pub mod forward;
-pub mod upstream;
-
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,15 +19,15 @@ use std::time::{Instant, SystemTime};
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 
+use crate::body::{self, Body, BodyFault, Buffered, FaultSlot, GuardedBody};
 use crate::error::ProxyError;
+use crate::forward::{self, Downstream, SHADOW_HEADER};
 use crate::live::{Live, Snapshot};
 use crate::rules::{Reject, RequestView, Route, Side};
 use crate::shadow::{ShadowTicket, Shadower};
 use crate::store::Store;
 use crate::telemetry::Metrics;
 use crate::traffic::Traffic;
-use body::{Body, BodyFault, Buffered, FaultSlot, GuardedBody};
-use forward::{Downstream, SHADOW_HEADER};
 
 /// Shared state of the request path.
 pub struct Proxy {

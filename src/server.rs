@@ -441,18 +441,17 @@ fn service(
     verdict: Arc<FramingVerdict>,
 ) -> impl hyper::service::Service<
     http::Request<hyper::body::Incoming>,
-    Response = http::Response<crate::proxy::body::Body>,
+    Response = http::Response<crate::body::Body>,
     Error = std::convert::Infallible,
-    Future = impl Future<
-        Output = Result<http::Response<crate::proxy::body::Body>, std::convert::Infallible>,
-    > + Send,
+    Future = impl Future<Output = Result<http::Response<crate::body::Body>, std::convert::Infallible>>
+             + Send,
 > + Clone {
     service_fn(move |request: http::Request<hyper::body::Incoming>| {
         let proxy = proxy.clone();
         let ambiguous = verdict.next_is_ambiguous();
         async move {
             if ambiguous {
-                let id = crate::proxy::forward::request_id(request.headers());
+                let id = crate::forward::request_id(request.headers());
                 let mut response = ProxyError::AmbiguousFraming.into_response(
                     None,
                     None,

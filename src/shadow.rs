@@ -14,8 +14,6 @@
 //! The comparison itself is the pure [`compare`] module; learned noise is [`noise`]; results
 //! go to the store's batched writer.
 
-pub mod compare;
-pub mod decode;
 pub mod noise;
 mod worker;
 
@@ -29,13 +27,13 @@ use http::{HeaderMap, Method};
 use hyper::body::Incoming;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
+use crate::body::{self, Body, Capture, Tee};
+use crate::compare::{CompareConfig, CompareRules};
+use crate::forward::{self, Downstream};
 use crate::live::Snapshot;
-use crate::proxy::body::{self, Body, Capture, Tee};
-use crate::proxy::forward::{self, Downstream};
 use crate::rules::{Route, RuleSet, ShadowPolicy, Side};
 use crate::store::{Outcome, ShadowResult, StoreWriter};
 use crate::telemetry::Metrics;
-use compare::{CompareConfig, CompareRules};
 use noise::{NoiseModel, NoiseVerdict};
 
 /// Compiled compare rules, by route index (routes without `compare` get the defaults).

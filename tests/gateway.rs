@@ -138,7 +138,7 @@ async fn upstream_down_is_502_and_slow_is_504_with_json() {
     drop(dead);
     let slow = Upstream::start(|_req| async {
         tokio::time::sleep(Duration::from_secs(5)).await;
-        http::Response::new(switchyard::proxy::body::full("late"))
+        http::Response::new(switchyard::body::full("late"))
     })
     .await;
     let gw = TestGateway::start(
@@ -240,7 +240,7 @@ async fn body_limit_is_413_and_stalled_body_is_408() {
 async fn graceful_drain_finishes_a_request_in_flight() {
     let slow = Upstream::start(|_req| async {
         tokio::time::sleep(Duration::from_millis(800)).await;
-        http::Response::new(switchyard::proxy::body::full("done"))
+        http::Response::new(switchyard::body::full("done"))
     })
     .await;
     let gw = TestGateway::start(&config(&slow.url(), &slow.url(), "")).await;

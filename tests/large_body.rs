@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use support::*;
-use switchyard::proxy::body as sbody;
+use switchyard::body as sbody;
 
 /// Resident set size of this process, in bytes (Linux).
 fn rss() -> u64 {

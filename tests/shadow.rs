@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use support::*;
-use switchyard::proxy::body;
+use switchyard::body;
 use switchyard::store::{Report, ReportFilter, ReportPolicy, Store};
 
 /// An upstream answering a fixed JSON document, with a hook to vary it per request number.

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
-use switchyard::shadow::compare::{
+use switchyard::compare::{
     Captured, CompareConfig, CompareRules, Diff, Kind, diff, diff_json, redact_json,
 };
 
@@ -75,7 +75,7 @@ fuzz_target!(|data: &[u8]| {
     let rules = rules(*selector);
 
     let ab = diff(&a, &b, &rules);
-    assert!(ab.differences.len() <= switchyard::shadow::compare::MAX_DIFFERENCES);
+    assert!(ab.differences.len() <= switchyard::compare::MAX_DIFFERENCES);
     assert!(diff(&a, &a, &rules).is_empty(), "a response differs from itself");
 
     let symmetric = *selector & (8 | 16) == 0;

@@ -19,7 +19,7 @@ use similar::{DiffTag, TextDiff};
 
 use super::shadow::shadow_store;
 use super::{AdminState, ApiError};
-use crate::shadow::compare::{self, Captured};
+use crate::compare::{self, Captured};
 use crate::store::{SamplePair, SampleResponse};
 
 /// Side-by-side rows returned at most (a 1 MiB body pretty-prints to many thousand lines).

@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 use super::sample::captured;
 use super::shadow::{build_report, filter, shadow_store};
 use super::{AdminJson, AdminState, ApiError};
-use crate::shadow::compare::{self, CompareConfig, CompareRules, Diff};
+use crate::compare::{self, CompareConfig, CompareRules, Diff};
 use crate::store::{Counts, NoiseFlag, Parity, RouteReport, Verdict, Z95, wilson_interval};
 
 /// Stored pairs re-evaluated by default, and at most.

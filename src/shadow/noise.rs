@@ -31,7 +31,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
-use super::compare::{Diff, Difference};
+use crate::compare::{Diff, Difference};
 
 mod stats;
 mod suggest;

@@ -11,13 +11,13 @@ use http::{HeaderMap, HeaderValue, Method, Request};
 use http_body_util::{BodyExt, Limited};
 use tokio::sync::{Semaphore, mpsc};
 
-use super::compare::{self, Captured, CompareRules, Diff};
-use super::decode;
 use super::noise::{NoiseModel, NoiseVerdict};
 use super::{Job, record_skip, skip};
+use crate::body;
+use crate::compare::decode;
+use crate::compare::{self, Captured, CompareRules, Diff};
+use crate::forward::{self, Downstream, SHADOW_HEADER};
 use crate::live::Snapshot;
-use crate::proxy::body;
-use crate::proxy::forward::{self, Downstream, SHADOW_HEADER};
 use crate::rules::{Route, ShadowPolicy, Side};
 use crate::store::{
     DiffRecord, Outcome, SamplePair, SampleResponse, SelfCheck, ShadowResult, StoreWriter,

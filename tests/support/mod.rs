@@ -17,7 +17,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use switchyard::proxy::body::{self, Body};
+use switchyard::body::{self, Body};
 use switchyard::server::{Gateway, Options};
 use tokio::net::TcpListener;
 

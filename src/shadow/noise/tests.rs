@@ -1,5 +1,5 @@
 use super::*;
-use crate::shadow::compare::{Diff, Difference, Kind};
+use crate::compare::{Diff, Difference, Kind};
 
 fn stats(cross_diffs: u64, cross_total: u64, self_diffs: u64, self_total: u64) -> PathStats {
     PathStats {
@@ -164,7 +164,7 @@ fn model_is_shared_across_threads() {
 
 #[test]
 fn difference_patterns_are_valid_ignore_rules() {
-    use crate::shadow::compare::{CompareConfig, CompareRules};
+    use crate::compare::{CompareConfig, CompareRules};
     let cfg = CompareConfig {
         ignore: vec!["/items/*/updated_at".into(), "header:x-request-id".into()],
         ..CompareConfig::default()

@@ -141,7 +141,7 @@ pub(crate) fn cap(mut s: String) -> String {
 #[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
-    use crate::shadow::compare::pattern::{Role, parse_pointer};
+    use crate::compare::pattern::{Role, parse_pointer};
     use serde_json::json;
 
     #[test]

@@ -149,7 +149,7 @@ fn repeated_keys_are_kept_in_order() {
     assert_eq!(t.len(0), 2);
     assert_eq!(
         t.get(0, "a").map(|v| t.num(v)),
-        Some(crate::shadow::compare::value::Num::Int(1))
+        Some(crate::compare::value::Num::Int(1))
     );
 }
 

@@ -22,7 +22,7 @@ use similar::{Algorithm, DiffOp, TextDiff};
 
 use super::parse::parse;
 use super::{Captured, CompareRules, Kind, Sink, json};
-use crate::shadow::decode::decode_with_limit;
+use crate::compare::decode::decode_with_limit;
 
 type Flow = ControlFlow<()>;
 

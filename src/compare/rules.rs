@@ -63,7 +63,7 @@ pub const NEVER_COMPARED: &[&str] = &[
 pub const MAX_PATTERNS: usize = 1024;
 
 /// Default cap on a body after `Content-Encoding` is decoded.
-pub const DEFAULT_MAX_DECODED: usize = crate::shadow::decode::DEFAULT_LIMIT;
+pub const DEFAULT_MAX_DECODED: usize = crate::compare::decode::DEFAULT_LIMIT;
 
 /// How status codes are compared.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]

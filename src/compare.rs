@@ -7,7 +7,7 @@
 //! 2. **headers** in [`DEFAULT_HEADERS`] plus `headers = [...]`, minus `ignore = ["header:…"]`,
 //!    names case-insensitive, values normalised where the header's grammar allows (media type
 //!    parameters, comma lists in any order); `date`, `server` and hop-by-hop headers never;
-//! 3. **the body**, after `Content-Encoding` is decoded (bounded, see [`decode`](super::decode)):
+//! 3. **the body**, after `Content-Encoding` is decoded (bounded, see [`decode`]):
 //!    JSON structurally when a side's content type says JSON and both sides parse, other text
 //!    line by line, anything else by SHA-256 digest. When both sides claim JSON and only one
 //!    parses, that is one `body` difference.
@@ -47,6 +47,7 @@
 
 mod arrays;
 mod body;
+pub mod decode;
 mod headers;
 mod json;
 mod parse;

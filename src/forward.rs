@@ -7,8 +7,8 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
 use http::{Method, Version};
 
-use crate::proxy::upstream::Origin;
 use crate::rules::{Rewrite, Side};
+use crate::upstream::Origin;
 
 /// Header names that belong to one connection, never forwarded (RFC 9110 §7.6.1 plus the
 /// legacy ones still seen in the wild).

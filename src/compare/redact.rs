@@ -245,7 +245,7 @@ pub(crate) fn is_credential(name: &str) -> bool {
 #[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
-    use crate::shadow::compare::CompareConfig;
+    use crate::compare::CompareConfig;
     use serde_json::json;
 
     fn rules(redact: &[&str]) -> CompareRules {

@@ -8,7 +8,7 @@ use super::{gzip, json_resp, kinds, rules};
 
 #[path = "orders.rs"]
 mod orders;
-use crate::shadow::compare::{Kind, diff};
+use crate::compare::{Kind, diff};
 use orders::{Lcg, document, item};
 
 const ITEMS: u64 = 400;
@@ -77,8 +77,5 @@ fn realistic_documents_report_exactly_the_real_changes() {
     // Without the rules, the same pair is full of differences, and the cap holds.
     let noisy = diff(&json_resp(&a), &shadow, &Default::default());
     assert!(noisy.truncated);
-    assert_eq!(
-        noisy.differences.len(),
-        crate::shadow::compare::MAX_DIFFERENCES
-    );
+    assert_eq!(noisy.differences.len(), crate::compare::MAX_DIFFERENCES);
 }

@@ -19,8 +19,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use crate::body::Body;
 use crate::error::ProxyError;
-use crate::proxy::body::Body;
 use crate::rules::UpstreamSpec;
 use crate::tls;
 

@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::{captured, dj, kinds, rules};
-use crate::shadow::compare::{CompareRules, Kind, diff};
+use crate::compare::{CompareRules, Kind, diff};
 
 #[test]
 fn each_json_kind_at_its_pointer() {
