@@ -46,18 +46,25 @@ use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::proxy::Proxy;
+use crate::clock::Clock;
+use crate::live::Live;
 use crate::store::{AuditEntry, Store};
+use crate::telemetry::Metrics;
+use crate::traffic::Traffic;
 
 pub use auth::{Caller, Role};
 pub use error::ApiError;
 pub use sample::{Row, curl_line, pretty_body, side_by_side};
 pub use shadow::{DEFAULT_TARGET_PARITY, MIN_SAMPLES, policy};
 
-/// Shared state of the admin API.
+/// What the admin API works with: the live rules, the store, recent traffic, metrics.
 pub struct AdminState {
-    /// The request path's shared state: live rules, traffic, store, metrics.
-    pub proxy: Arc<Proxy>,
+    pub live: Arc<Live>,
+    /// `None` when the store could not be opened at start: writes are then refused (503).
+    pub store: Option<Store>,
+    pub traffic: Arc<Traffic>,
+    pub metrics: Arc<Metrics>,
+    pub clock: Clock,
     /// Serialises admin writes: each edit is computed from the generation in force.
     writes: tokio::sync::Mutex<()>,
 }
@@ -65,23 +72,34 @@ pub struct AdminState {
 // === impl AdminState ===
 
 impl AdminState {
-    /// Admin state over the gateway's shared state.
-    pub fn new(proxy: Arc<Proxy>) -> Arc<AdminState> {
+    /// The admin API's state.
+    pub fn new(
+        live: Arc<Live>,
+        store: Option<Store>,
+        traffic: Arc<Traffic>,
+        metrics: Arc<Metrics>,
+        clock: Clock,
+    ) -> Arc<AdminState> {
         Arc::new(AdminState {
-            proxy,
+            live,
+            store,
+            traffic,
+            metrics,
+            clock,
             writes: tokio::sync::Mutex::new(()),
         })
     }
 
     /// The store, or 503: every write must be audited.
     fn store(&self) -> Result<&Store, ApiError> {
-        self.proxy.store.as_ref().ok_or(ApiError::StoreUnavailable)
+        self.store.as_ref().ok_or(ApiError::StoreUnavailable)
     }
 
     /// Append an audit entry; the caller has made its change already, so a failure here says
     /// so instead of hiding it (and the entry goes to the log, the last place it can be kept).
-    async fn audit(&self, entry: AuditEntry) -> Result<i64, ApiError> {
+    async fn audit(&self, mut entry: AuditEntry) -> Result<i64, ApiError> {
         let store = self.store()?;
+        entry.at_ms = self.clock.now_ms();
         match store.append_audit(&entry).await {
             Ok(id) => Ok(id),
             Err(error) => {
@@ -97,8 +115,7 @@ impl AdminState {
 }
 
 /// The admin router (also usable without a socket, e.g. with `tower::ServiceExt::oneshot`).
-pub fn router(proxy: Arc<Proxy>) -> Router {
-    let state = AdminState::new(proxy);
+pub fn router(state: Arc<AdminState>) -> Router {
     let api = Router::new()
         .route("/admin/status", get(api::status))
         .route("/admin/routes", get(api::routes))
@@ -125,8 +142,12 @@ pub fn router(proxy: Arc<Proxy>) -> Router {
 }
 
 /// Serve the admin API on `listener` until shutdown.
-pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, mut shutdown: watch::Receiver<bool>) {
-    let result = axum::serve(listener, router(proxy))
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AdminState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let result = axum::serve(listener, router(state))
         .with_graceful_shutdown(async move {
             let _ = shutdown.changed().await;
         })
@@ -142,7 +163,7 @@ async fn metrics(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.proxy.metrics.render(),
+        state.metrics.render(),
     )
 }
 
@@ -158,7 +179,7 @@ impl<T: DeserializeOwned> FromRequest<Arc<AdminState>> for AdminJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &Arc<AdminState>) -> Result<Self, ApiError> {
-        let limit = state.proxy.live.load().rules.admin.max_body;
+        let limit = state.live.load().rules.admin.max_body;
         let declared = request
             .headers()
             .get(header::CONTENT_LENGTH)

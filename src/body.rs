@@ -5,14 +5,17 @@
 //! [`buffer_up_to`], which the fallback uses only under the route's `fallback_buffer` limit.
 
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::{BodyExt, Empty, Full, combinators::UnsyncBoxBody};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Sleep;
+
+use crate::clock::Clock;
 
 /// Errors carried inside bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -42,29 +45,38 @@ where
 }
 
 /// Why a client's request body was cut off; read by the proxy after a failed upstream call to
-/// answer 408/413 instead of blaming the upstream.
+/// answer 400/408/413 instead of blaming the upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub enum BodyFault {
     /// No frame arrived within the body timeout.
-    Stalled,
+    Stalled = 1,
     /// More bytes than the limit.
-    TooLarge,
+    TooLarge = 2,
+    /// The body's framing was broken (a bad chunk size) or it ended before its length.
+    Malformed = 3,
 }
 
-/// Shared slot where a [`GuardedBody`] records its fault.
+/// Shared slot where a [`GuardedBody`] records its fault (the first one wins). An atomic, not
+/// a lock: it sits on the request path.
 #[derive(Debug, Clone, Default)]
-pub struct FaultSlot(Arc<Mutex<Option<BodyFault>>>);
+pub struct FaultSlot(Arc<AtomicU8>);
 
 impl FaultSlot {
     fn set(&self, fault: BodyFault) {
-        if let Ok(mut slot) = self.0.lock() {
-            slot.get_or_insert(fault);
-        }
+        let _ = self
+            .0
+            .compare_exchange(0, fault as u8, Ordering::Relaxed, Ordering::Relaxed);
     }
 
     /// The fault, if the body failed.
     pub fn get(&self) -> Option<BodyFault> {
-        self.0.lock().ok().and_then(|slot| *slot)
+        match self.0.load(Ordering::Relaxed) {
+            1 => Some(BodyFault::Stalled),
+            2 => Some(BodyFault::TooLarge),
+            3 => Some(BodyFault::Malformed),
+            _ => None,
+        }
     }
 }
 
@@ -84,19 +96,27 @@ pin_project_lite::pin_project! {
         limit: Option<u64>,
         seen: u64,
         fault: FaultSlot,
+        clock: Clock,
     }
 }
 
 impl<B> GuardedBody<B> {
     /// Guard `inner`; faults are recorded in `fault`.
-    pub fn new(inner: B, timeout: Duration, limit: Option<u64>, fault: FaultSlot) -> Self {
+    pub fn new(
+        inner: B,
+        timeout: Duration,
+        limit: Option<u64>,
+        fault: FaultSlot,
+        clock: Clock,
+    ) -> Self {
         GuardedBody {
             inner,
-            stall: tokio::time::sleep(timeout),
+            stall: tokio::time::sleep_until(clock.instant() + timeout),
             timeout,
             limit,
             seen: 0,
             fault,
+            clock,
         }
     }
 }
@@ -125,11 +145,16 @@ where
                         )))));
                     }
                 }
-                let deadline = Instant::now() + *this.timeout;
+                let deadline = this.clock.instant() + *this.timeout;
                 this.stall.as_mut().reset(deadline);
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(error.into()))),
+            Poll::Ready(Some(Err(error))) => {
+                // hyper reports a client's broken chunked framing or a body cut short as an
+                // error of the incoming body: the client's fault, never the upstream's.
+                this.fault.set(BodyFault::Malformed);
+                Poll::Ready(Some(Err(error.into())))
+            }
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
                 if this.stall.poll(cx).is_ready() {
@@ -353,6 +378,7 @@ mod tests {
             Duration::from_secs(5),
             Some(4),
             fault.clone(),
+            Clock::system(),
         );
         assert!(body.collect().await.is_err());
         assert_eq!(fault.get(), Some(BodyFault::TooLarge));
@@ -363,7 +389,13 @@ mod tests {
         let fault = FaultSlot::default();
         let (_tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(1);
         let stream = http_body_util::StreamBody::new(tokio_stream_from(rx));
-        let body = GuardedBody::new(stream, Duration::from_secs(2), None, fault.clone());
+        let body = GuardedBody::new(
+            stream,
+            Duration::from_secs(2),
+            None,
+            fault.clone(),
+            Clock::tokio(),
+        );
         assert!(body.collect().await.is_err());
         assert_eq!(fault.get(), Some(BodyFault::Stalled));
     }

@@ -8,9 +8,17 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::client::{self, AdminArgs, AuditArgs, Call, ReportArgs, RolloutArgs};
+use std::sync::Arc;
+
+use crate::clock::Clock;
 use crate::config;
+use crate::config::source::Source;
+use crate::gateway::{Gateway, Options};
+use crate::live::Live;
 use crate::rules::{self, RequestView, Side};
-use crate::server::{Gateway, Options};
+use crate::snapshot;
+use crate::telemetry::Metrics;
+use crate::term::{fail, runtime, wait_for_signal};
 
 /// Switchyard: route each tenant's traffic between a legacy monolith and new services.
 #[derive(Debug, Parser)]
@@ -24,8 +32,9 @@ pub struct Cli {
 pub enum Command {
     /// Serve traffic with the rules in FILE (hot-reloaded on change and on SIGHUP).
     Run {
+        /// A config file (or `file://` URL).
         #[arg(long, short)]
-        config: PathBuf,
+        config: String,
     },
     /// Validate FILE: exit 0, or print `file:line:col: message` for every error and exit 1.
     Check {
@@ -124,7 +133,7 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { config } => run(config),
+        Command::Run { config } => run(&config),
         Command::Check { config } => check(&config),
         Command::Explain {
             config,
@@ -153,36 +162,41 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Print an error line and return exit status 1.
-pub fn fail(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("switchyard: {message}");
-    ExitCode::FAILURE
-}
-
-/// Build the multi-threaded runtime with `workers` threads (default: the machine's cores).
-pub fn runtime(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = workers {
-        builder.worker_threads(n.max(1));
-    }
-    builder.enable_all().build()
-}
-
-fn run(config: PathBuf) -> ExitCode {
+fn run(config: &str) -> ExitCode {
     crate::telemetry::init_logging();
-    let workers = match config::load_file(&config) {
-        Ok(rules) => rules.listen.workers,
-        Err(errors) => {
-            eprintln!("{errors}");
+    let source = match Source::parse(config) {
+        Ok(source) => source,
+        Err(error) => return fail(error),
+    };
+    // The rules are read and built once, on a small runtime of their own: they say how many
+    // worker threads the gateway's runtime gets.
+    let boot = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(error) => return fail(format!("cannot start the runtime: {error}")),
+    };
+    let metrics = Arc::new(Metrics::new());
+    let clock = Clock::system();
+    let first = match boot.block_on(Live::first_load(&source, &metrics, &clock)) {
+        Ok(first) => first,
+        Err(error) => {
+            eprintln!("{error}");
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match runtime(workers) {
+    drop(boot);
+    let runtime = match runtime(first.candidate.rules.listen.workers) {
         Ok(rt) => rt,
         Err(error) => return fail(format!("cannot start the runtime: {error}")),
     };
     runtime.block_on(async move {
-        let gateway = match Gateway::start(&config, Options { watch: true }).await {
+        let options = Options {
+            watch: true,
+            clock: Some(clock),
+        };
+        let gateway = match Gateway::start_loaded(source, first, metrics, options).await {
             Ok(gateway) => gateway,
             Err(error) => return fail(error),
         };
@@ -193,37 +207,16 @@ fn run(config: PathBuf) -> ExitCode {
     })
 }
 
-/// Wait for SIGTERM or SIGINT (Ctrl-C).
-pub async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {},
-                    _ = tokio::signal::ctrl_c() => {},
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
+/// Validate exactly what a start or a reload would: the same build, upstream clients and
+/// compare tables included.
 fn check(config: &std::path::Path) -> ExitCode {
-    match config::load_file(config) {
-        Ok(rules) => {
+    match snapshot::check_file(config) {
+        Ok(candidate) => {
             println!(
                 "{}: ok ({} routes, {} upstreams)",
                 config.display(),
-                rules.routes.len(),
-                rules.upstreams.len()
+                candidate.rules.routes.len(),
+                candidate.rules.upstreams.len()
             );
             ExitCode::SUCCESS
         }
@@ -283,7 +276,7 @@ fn explain(
         peer: Some(peer),
         sample: 0,
     };
-    let decision = rules.decide(&view, std::time::SystemTime::now());
+    let decision = rules.decide(&view, Clock::system().now());
     let json = rules::explain(&rules, &decision, 1);
     match serde_json::to_string_pretty(&json) {
         Ok(text) => {
@@ -314,7 +307,7 @@ fn override_token(config: &std::path::Path, side: &str, ttl: &str) -> ExitCode {
         Ok(d) => d,
         Err(error) => return fail(format!("--ttl {ttl}: {error}")),
     };
-    let expires = std::time::SystemTime::now() + ttl;
+    let expires = Clock::system().now() + ttl;
     let expires = expires
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -352,7 +352,7 @@ pub fn main(args: &AdminArgs, call: Call) -> ExitCode {
         .build()
     {
         Ok(rt) => rt,
-        Err(error) => return crate::cli::fail(format!("cannot start the runtime: {error}")),
+        Err(error) => return crate::term::fail(format!("cannot start the runtime: {error}")),
     };
     let result = runtime.block_on(async {
         let client = AdminClient::new(&args.admin, args.token.clone())?;
@@ -378,7 +378,7 @@ pub fn main(args: &AdminArgs, call: Call) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(error) => crate::cli::fail(error),
+        Err(error) => crate::term::fail(error),
     }
 }
 

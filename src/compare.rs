@@ -76,8 +76,8 @@ pub use redact::{
     redact_json,
 };
 pub use rules::{
-    CompareConfig, CompareRules, DEFAULT_HEADERS, DEFAULT_MAX_DECODED, MAX_PATTERNS,
-    NEVER_COMPARED, StatusMode, process_key,
+    CompareConfig, CompareEntry, CompareProblem, CompareRules, DEFAULT_HEADERS,
+    DEFAULT_MAX_DECODED, MAX_PATTERNS, NEVER_COMPARED, StatusMode, process_key,
 };
 
 pub use parse::MAX_NESTING;

@@ -23,6 +23,7 @@ use crate::rules::RuleSet;
 mod compile;
 pub mod edit;
 pub(crate) mod file;
+pub mod source;
 pub(crate) mod units;
 
 /// One problem, at a 1-based position of a file.
@@ -67,16 +68,26 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
+impl ConfigErrors {
+    /// One error about a whole file (it cannot be read, say), placed at its start.
+    pub fn single(file: &Path, message: impl Into<String>) -> ConfigErrors {
+        ConfigErrors(vec![ConfigError {
+            file: file.to_path_buf(),
+            line: 1,
+            col: 1,
+            message: message.into(),
+        }])
+    }
+}
+
 /// Reads the config file and every file it names, and compiles them.
 pub fn load_file(path: &Path) -> Result<RuleSet, ConfigErrors> {
     match std::fs::read_to_string(path) {
         Ok(text) => load_str(&text, path),
-        Err(e) => Err(ConfigErrors(vec![ConfigError {
-            file: path.to_path_buf(),
-            line: 1,
-            col: 1,
-            message: format!("cannot read config file: {e}"),
-        }])),
+        Err(e) => Err(ConfigErrors::single(
+            path,
+            format!("cannot read config file: {e}"),
+        )),
     }
 }
 

@@ -21,6 +21,8 @@ use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Method};
 
+use crate::compare::CompareRules;
+
 mod bucket;
 mod decide;
 pub(crate) mod jwt;
@@ -381,10 +383,6 @@ pub struct Route {
     /// Max body bytes buffered so a non-idempotent request can be retried; default 64 KiB.
     pub fallback_buffer: u64,
     pub shadow: Option<ShadowPolicy>,
-    /// The raw `compare` table, compiled by the shadow module.
-    pub compare: Option<toml::Value>,
-    /// 1-based (line, col) of the `compare` value in `RuleSet::source`, for error messages.
-    pub compare_at: Option<(usize, usize)>,
     /// Path patterns as written.
     pub paths: Vec<String>,
     /// `None`: any method.
@@ -438,7 +436,7 @@ impl Default for Rewrite {
 }
 
 /// A route's `shadow` table.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct ShadowPolicy {
     pub percent_bp: u32,
     /// `None`: sampled per request (`RequestView::sample`).
@@ -466,6 +464,8 @@ pub struct ShadowPolicy {
     pub target_parity_bp: u32,
     /// `"shadow:" + route salt`, so shadow sampling is independent of the rollout bucket.
     pub salt: String,
+    /// The route's `compare` table, compiled (the defaults when the route has none).
+    pub compare: Arc<CompareRules>,
 }
 
 /// The top-level `[shadow]` table.
@@ -517,18 +517,36 @@ pub struct RequestView<'a> {
     pub sample: u16,
 }
 
+/// The decision for a request. `'r` borrows the rule set, `'t` the request head the tenant was
+/// read from; [`Decision::into_owned`] frees it from the request so the head can move on.
 #[derive(Debug)]
-pub struct Decision<'a> {
-    pub route: Option<&'a Route>,
-    pub tenant: Option<Cow<'a, str>>,
+pub struct Decision<'r, 't> {
+    pub route: Option<&'r Route>,
+    pub tenant: Option<Cow<'t, str>>,
     pub side: Side,
-    pub upstream: &'a str,
+    pub upstream: &'r str,
     pub reason: Reason,
     /// The side to shadow to (the other side), when the route's policy selects this request.
     pub shadow: Option<Side>,
     /// `Some` when the gateway must answer itself (400 for an unknown tenant).
     pub reject: Option<Reject>,
     pub forced: bool,
+}
+
+impl<'r> Decision<'r, '_> {
+    /// The same decision, owning its tenant (no copy when it already does).
+    pub fn into_owned(self) -> Decision<'r, 'static> {
+        Decision {
+            route: self.route,
+            tenant: self.tenant.map(|t| Cow::Owned(t.into_owned())),
+            side: self.side,
+            upstream: self.upstream,
+            reason: self.reason,
+            shadow: self.shadow,
+            reject: self.reject,
+            forced: self.forced,
+        }
+    }
 }
 
 impl RuleSet {

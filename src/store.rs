@@ -42,7 +42,6 @@ mod writer;
 mod tests;
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use sqlx::AnyPool;
 
@@ -145,14 +144,6 @@ impl Store {
         let (pool, backend) = schema::connect_lazy(&target)?;
         Ok(Store { pool, backend })
     }
-}
-
-/// Milliseconds since the Unix epoch, the store's one unit of time.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 /// Counts are `BIGINT` (signed) in the database; they are never negative.

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use http::uri::{Authority, Scheme};
 use http::{Request, Response, Uri};
@@ -20,9 +20,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::body::Body;
+use crate::clock::Clock;
 use crate::error::ProxyError;
 use crate::rules::UpstreamSpec;
-use crate::tls;
+use crate::tls::{self, TlsError};
 
 type HttpsClient = Client<HttpsConnector<HttpConnector>, Body>;
 
@@ -65,6 +66,15 @@ impl Origin {
     }
 }
 
+/// Why a pool could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("upstream {upstream}: {source}")]
+pub struct PoolError {
+    pub upstream: String,
+    #[source]
+    pub source: Box<TlsError>,
+}
+
 /// A pool: the spec it was built from, its origins and its client.
 pub struct Pool {
     /// The spec this pool was built from; equal specs share a pool across reloads.
@@ -72,6 +82,8 @@ pub struct Pool {
     /// The origins, in config order.
     pub origins: Vec<Origin>,
     next: AtomicUsize,
+    /// Ejection deadlines are wall-clock milliseconds from this clock.
+    clock: Clock,
     client: HttpsClient,
     /// A client forced to HTTP/1.1, for upgrade (WebSocket) requests.
     client_h1: HttpsClient,
@@ -86,26 +98,28 @@ impl std::fmt::Debug for Pool {
     }
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 impl Pool {
     /// Build a pool for `spec`. Fails only when a CA file cannot be read.
-    pub fn new(spec: Arc<UpstreamSpec>) -> Result<Pool, String> {
+    pub fn new(spec: Arc<UpstreamSpec>, clock: Clock) -> Result<Pool, PoolError> {
         let origins = spec.origins.iter().filter_map(Origin::new).collect();
-        let client = build_client(&spec, spec.http2)?;
-        let client_h1 = build_client(&spec, false)?;
+        let error = |source| PoolError {
+            upstream: spec.name.clone(),
+            source: Box::new(source),
+        };
+        let client = build_client(&spec, spec.http2).map_err(error)?;
+        let client_h1 = build_client(&spec, false).map_err(error)?;
         Ok(Pool {
             spec,
             origins,
             next: AtomicUsize::new(0),
+            clock,
             client,
             client_h1,
         })
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.clock.now_ms()).unwrap_or(0)
     }
 
     /// Pick the next healthy origin round-robin; when every origin is ejected, the one whose
@@ -116,7 +130,7 @@ impl Pool {
             return Err(ProxyError::NoHealthyOrigin);
         }
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let now = now_ms();
+        let now = self.now_ms();
         for i in 0..n {
             let origin = &self.origins[(start + i) % n];
             if origin.is_healthy(now) {
@@ -151,16 +165,16 @@ impl Pool {
             }
             Ok(Err(error)) if error.is_connect() => {
                 self.record_connect_failure(origin);
-                Err(ProxyError::UpstreamConnect(error_chain(&error)))
+                Err(ProxyError::UpstreamConnect(Box::new(error)))
             }
-            Ok(Err(error)) => Err(ProxyError::UpstreamProtocol(error_chain(&error))),
+            Ok(Err(error)) => Err(ProxyError::UpstreamProtocol(Box::new(error))),
         }
     }
 
     fn record_connect_failure(&self, origin: &Origin) {
         let failures = origin.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
         if failures >= self.spec.eject_after.max(1) {
-            let until = now_ms() + self.spec.eject_for.as_millis() as u64;
+            let until = self.now_ms() + self.spec.eject_for.as_millis() as u64;
             origin.ejected_until_ms.store(until, Ordering::Relaxed);
             origin.consecutive_failures.store(0, Ordering::Relaxed);
             tracing::warn!(upstream = %self.spec.name, origin = %origin.authority, "origin ejected after {failures} consecutive connect failures");
@@ -168,19 +182,7 @@ impl Pool {
     }
 }
 
-/// The whole error chain in one line: hyper-util's top-level message alone says little.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut out = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        source = e.source();
-    }
-    out
-}
-
-fn build_client(spec: &UpstreamSpec, http2: bool) -> Result<HttpsClient, String> {
+fn build_client(spec: &UpstreamSpec, http2: bool) -> Result<HttpsClient, TlsError> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_connect_timeout(Some(spec.connect_timeout));
@@ -215,12 +217,29 @@ pub struct Pools {
     pools: HashMap<String, Arc<Pool>>,
 }
 
+/// One origin's passive health, for status reporting.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OriginHealth {
+    /// `scheme://authority`.
+    pub origin: String,
+    pub healthy: bool,
+    pub consecutive_failures: u32,
+}
+
+/// One upstream's origins and their health.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UpstreamHealth {
+    pub upstream: String,
+    pub origins: Vec<OriginHealth>,
+}
+
 impl Pools {
     /// Build pools for `specs`, reusing those of `previous` whose spec is unchanged.
     pub fn build(
         specs: &BTreeMap<String, Arc<UpstreamSpec>>,
         previous: Option<&Pools>,
-    ) -> Result<Pools, String> {
+        clock: &Clock,
+    ) -> Result<Pools, PoolError> {
         let mut pools = HashMap::with_capacity(specs.len());
         for (name, spec) in specs {
             let reused = previous
@@ -229,9 +248,7 @@ impl Pools {
                 .cloned();
             let pool = match reused {
                 Some(pool) => pool,
-                None => {
-                    Arc::new(Pool::new(spec.clone()).map_err(|e| format!("upstream {name}: {e}"))?)
-                }
+                None => Arc::new(Pool::new(spec.clone(), clock.clone())?),
             };
             pools.insert(name.clone(), pool);
         }
@@ -250,28 +267,28 @@ impl Pools {
         self.pools.iter()
     }
 
-    /// Health of every origin: (upstream, origin, healthy, consecutive failures).
-    pub fn health(&self) -> Vec<serde_json::Value> {
-        let now = now_ms();
-        let mut out: Vec<serde_json::Value> = self
+    /// Health of every origin, by upstream name.
+    pub fn health(&self) -> Vec<UpstreamHealth> {
+        let mut out: Vec<UpstreamHealth> = self
             .pools
             .iter()
             .map(|(name, pool)| {
-                let origins: Vec<serde_json::Value> = pool
-                    .origins
-                    .iter()
-                    .map(|o| {
-                        serde_json::json!({
-                            "origin": format!("{}://{}", o.scheme, o.authority),
-                            "healthy": o.is_healthy(now),
-                            "consecutive_failures": o.failures(),
+                let now = pool.now_ms();
+                UpstreamHealth {
+                    upstream: name.clone(),
+                    origins: pool
+                        .origins
+                        .iter()
+                        .map(|o| OriginHealth {
+                            origin: format!("{}://{}", o.scheme, o.authority),
+                            healthy: o.is_healthy(now),
+                            consecutive_failures: o.failures(),
                         })
-                    })
-                    .collect();
-                serde_json::json!({ "upstream": name, "origins": origins })
+                        .collect(),
+                }
             })
             .collect();
-        out.sort_by(|a, b| a["upstream"].as_str().cmp(&b["upstream"].as_str()));
+        out.sort_by(|a, b| a.upstream.cmp(&b.upstream));
         out
     }
 }

@@ -363,7 +363,7 @@ async fn a_signed_override_picks_the_side_and_never_reaches_the_upstream() {
         ("override.key", b"tester-secret-0123456789\n"),
     ];
     let gw = TestGateway::start_with(&text, &files, false).await;
-    let expires = switchyard::util::now_ms() as u64 / 1000 + 3600;
+    let expires = switchyard::clock::Clock::system().now_ms() as u64 / 1000 + 3600;
     let token = override_token::mint(b"tester-secret-0123456789", Side::New, expires);
     let forced = get(
         &gw.url("/api/cards/1"),

@@ -110,10 +110,10 @@ async fn the_dashboard_shows_matrix_verdict_and_diff_in_a_browser() {
     };
 
     let (gw, _l, _n) = report_gateway(MORE_ROUTES, &[]).await;
-    let store = gw.gw().proxy.store.as_ref().unwrap();
+    let store = gw.gw().store.as_ref().unwrap();
     inject(store).await;
     store
-        .write_shadow_batch(&history(switchyard::store::now_ms()), 0)
+        .write_shadow_batch(&history(switchyard::clock::Clock::system().now_ms()), 0)
         .await
         .unwrap();
     let traffic = &gw.gw().proxy.traffic;

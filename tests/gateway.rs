@@ -281,9 +281,9 @@ async fn passive_health_ejects_a_dead_origin() {
     // consecutive connect failures; from then on only the live origin is used.
     assert_eq!(failed, 2, "requests failed before the ejection");
     let health = gw.gw().live.load().pools.health();
-    let legacy = health.iter().find(|u| u["upstream"] == "legacy").unwrap();
-    assert_eq!(legacy["origins"][0]["healthy"], false);
-    assert_eq!(legacy["origins"][1]["healthy"], true);
+    let legacy = health.iter().find(|u| u.upstream == "legacy").unwrap();
+    assert!(!legacy.origins[0].healthy);
+    assert!(legacy.origins[1].healthy);
     gw.shutdown().await;
 }
 

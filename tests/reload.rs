@@ -234,9 +234,12 @@ async fn a_configmap_symlink_swap_is_picked_up() {
     std::fs::write(root.join("..v1/gw.toml"), &b).unwrap();
     symlink("..v1", root.join("..data")).unwrap();
     symlink("..data/gw.toml", root.join("gw.toml")).unwrap();
-    let gateway = switchyard::server::Gateway::start(
+    let gateway = switchyard::gateway::Gateway::start(
         &root.join("gw.toml"),
-        switchyard::server::Options { watch: true },
+        switchyard::gateway::Options {
+            watch: true,
+            ..Default::default()
+        },
     )
     .await
     .unwrap();
@@ -283,7 +286,7 @@ async fn history_survives_a_restart_and_rollback_reaches_past_it() {
     gateway.unwrap().shutdown().await;
 
     let restarted =
-        switchyard::server::Gateway::start(&config, switchyard::server::Options::default())
+        switchyard::gateway::Gateway::start(&config, switchyard::gateway::Options::default())
             .await
             .unwrap();
     assert_eq!(

@@ -7,7 +7,7 @@ mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::*;
 use switchyard::body;
@@ -185,7 +185,7 @@ async fn slow_or_dead_shadow_sides_do_not_touch_the_primary() {
         r#"shadow = { percent = 100, timeout = "2s" }"#,
     ))
     .await;
-    let started = Instant::now();
+    let started = switchyard::clock::Clock::system().instant();
     for i in 0..20 {
         let a = get(
             &gw.url(&format!("/api/cards/{i}")),
@@ -334,7 +334,7 @@ async fn overload_skips_and_counts_instead_of_waiting() {
         "[shadow]\nqueue = 2\nmax_in_flight = 1\n\n[store]",
     );
     let gw = TestGateway::start(&cfg).await;
-    let started = Instant::now();
+    let started = switchyard::clock::Clock::system().instant();
     let mut tasks = Vec::new();
     for i in 0..40 {
         let url = gw.url(&format!("/api/cards/{i}"));

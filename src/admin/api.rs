@@ -2,7 +2,6 @@
 //! rollback (writes, audited).
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use axum::Json;
 use axum::extract::{Extension, State};
@@ -12,10 +11,10 @@ use serde_json::{Value, json};
 
 use super::rollout::route_rules;
 use super::{AdminJson, AdminState, ApiError, Caller, query};
+use crate::clock::epoch_ms;
 use crate::live::{ReloadOutcome, Snapshot, Trigger};
 use crate::rules::{Route, RuleSet};
 use crate::store::{AuditEntry, AuditFilter};
-use crate::util::{epoch_ms, now_ms};
 
 /// How many tenant names a route listing shows per list (the counts are always whole).
 const LIST_LIMIT: usize = 100;
@@ -24,19 +23,19 @@ const BUSIEST: usize = 10;
 
 /// `GET /admin/status`: the generation in force, the last failed reload, upstream health.
 pub async fn status(State(state): State<Arc<AdminState>>) -> Json<Value> {
-    let snapshot = state.proxy.live.load();
+    let snapshot = state.live.load();
     Json(json!({
         "generation": snapshot.generation,
         "hash": snapshot.rules.hash,
         "loaded_at": epoch_ms(snapshot.loaded_at),
         "trigger": snapshot.trigger,
-        "config": state.proxy.live.path().display().to_string(),
+        "config": state.live.source().describe(),
         "routes": snapshot.rules.routes.len(),
-        "last_reload_error": state.proxy.live.last_error(),
+        "last_reload_error": state.live.last_error(),
         "upstreams": snapshot.pools.health(),
         // Automatic guards are planned (SPEC); the field is here so clients need not change.
         "guards": [],
-        "audit_store": if state.proxy.store.is_some() { "ok" } else { "unavailable" },
+        "audit_store": if state.store.is_some() { "ok" } else { "unavailable" },
     }))
 }
 
@@ -53,13 +52,13 @@ pub async fn routes(
     uri: Uri,
 ) -> Result<Json<Value>, ApiError> {
     let q: RoutesQuery = query(&uri)?;
-    let snapshot = state.proxy.live.load();
+    let snapshot = state.live.load();
     if let Some(name) = &q.route
         && snapshot.rules.route(name).is_none()
     {
         return Err(ApiError::NotFound(format!("no route named {name:?}")));
     }
-    let traffic = state.proxy.traffic.clone();
+    let traffic = state.traffic.clone();
     // Listing who is on the new side walks every known tenant per route: CPU work, kept off
     // the async workers.
     let body = tokio::task::spawn_blocking(move || {
@@ -124,8 +123,8 @@ fn route_doc(rules: &RuleSet, r: &Route) -> Value {
 /// `GET /admin/history`: past generations, newest first.
 pub async fn history(State(state): State<Arc<AdminState>>) -> Json<Value> {
     Json(json!({
-        "current": state.proxy.live.load().generation,
-        "generations": state.proxy.live.history(),
+        "current": state.live.load().generation,
+        "generations": state.live.history(),
     }))
 }
 
@@ -148,12 +147,13 @@ pub async fn audit(
     uri: Uri,
 ) -> Result<Json<Value>, ApiError> {
     let q: AuditQuery = query(&uri)?;
+    let now = state.clock.now_ms();
     let filter = AuditFilter {
         limit: q.limit,
         target: q.route.or(q.target),
         token: q.token,
-        since_ms: q.since.as_deref().map(instant).transpose()?,
-        until_ms: q.until.as_deref().map(instant).transpose()?,
+        since_ms: q.since.as_deref().map(|t| instant(t, now)).transpose()?,
+        until_ms: q.until.as_deref().map(|t| instant(t, now)).transpose()?,
         action: q.action,
     };
     let entries = state.store()?.list_audit(&filter).await?;
@@ -161,13 +161,13 @@ pub async fn audit(
 }
 
 /// An instant from the query string: epoch ms, RFC 3339, or a duration ago.
-pub(super) fn instant(text: &str) -> Result<i64, ApiError> {
+pub(super) fn instant(text: &str, now_ms: i64) -> Result<i64, ApiError> {
     if let Ok(ms) = text.parse::<i64>() {
         return Ok(ms);
     }
     if let Ok(ago) = humantime::parse_duration(text) {
         let ago = i64::try_from(ago.as_millis()).unwrap_or(i64::MAX);
-        return Ok(now_ms().saturating_sub(ago));
+        return Ok(now_ms.saturating_sub(ago));
     }
     humantime::parse_rfc3339_weak(text)
         .map(epoch_ms)
@@ -192,8 +192,8 @@ pub async fn reload(
 ) -> Result<Json<Value>, ApiError> {
     state.store()?;
     let _write = state.writes.lock().await;
-    let before = state.proxy.live.load();
-    let outcome = state.proxy.live.reload(Trigger::Admin).await?;
+    let before = state.live.load();
+    let outcome = state.live.reload(Trigger::Admin).await?;
     finish(
         &state,
         &caller,
@@ -223,8 +223,8 @@ pub async fn rollback(
 ) -> Result<Json<Value>, ApiError> {
     state.store()?;
     let _write = state.writes.lock().await;
-    let before = state.proxy.live.load();
-    let outcome = state.proxy.live.rollback(request.generation).await?;
+    let before = state.live.load();
+    let outcome = state.live.rollback(request.generation).await?;
     let to = Some(request.generation);
     finish(
         &state,
@@ -287,7 +287,8 @@ pub(super) fn audit_entry(
 ) -> AuditEntry {
     AuditEntry {
         id: 0,
-        at_ms: epoch_ms(SystemTime::now()),
+        // Stamped by `AdminState::audit` with the gateway's clock.
+        at_ms: 0,
         token_name: caller.name.clone(),
         action: action.to_owned(),
         target: target.to_owned(),
@@ -308,10 +309,13 @@ mod tests {
 
     #[test]
     fn instants_from_the_query_string() {
-        assert_eq!(instant("1700000000000").unwrap(), 1_700_000_000_000);
-        assert_eq!(instant("2023-11-14T22:13:20Z").unwrap(), 1_700_000_000_000);
-        let ago = now_ms() - instant("1h").unwrap();
-        assert!((3_599_000..=3_601_000).contains(&ago), "{ago}");
-        assert_eq!(instant("yesterday").unwrap_err().status(), 400);
+        let now = 1_800_000_000_000;
+        assert_eq!(instant("1700000000000", now).unwrap(), 1_700_000_000_000);
+        assert_eq!(
+            instant("2023-11-14T22:13:20Z", now).unwrap(),
+            1_700_000_000_000
+        );
+        assert_eq!(now - instant("1h", now).unwrap(), 3_600_000);
+        assert_eq!(instant("yesterday", now).unwrap_err().status(), 400);
     }
 }

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::config::edit::EditError;
 use crate::live::ReloadError;
+use crate::snapshot::BuildError;
 
 /// Why an admin call failed.
 #[derive(Debug, thiserror::Error)]
@@ -93,16 +94,20 @@ impl ApiError {
 impl From<ReloadError> for ApiError {
     fn from(error: ReloadError) -> Self {
         match error {
-            ReloadError::Config(errors) => {
-                ApiError::Invalid(errors.to_string().lines().map(str::to_owned).collect())
+            // Config errors, and upstream clients built from the config: the text's fault.
+            ReloadError::Build(BuildError::Config(errors)) => {
+                ApiError::Invalid(errors.0.iter().map(ToString::to_string).collect())
             }
-            // Upstream pools and compare rules are built from the config: still its fault.
-            ReloadError::Build(message) => ApiError::Invalid(vec![message]),
+            ReloadError::Build(error @ BuildError::Pool(_)) => {
+                ApiError::Invalid(vec![error.to_string()])
+            }
             ReloadError::Conflict => ApiError::Conflict,
             ReloadError::UnknownGeneration(g) => ApiError::NotFound(format!(
                 "generation {g} is not in the history (see GET /admin/history)"
             )),
-            ReloadError::Io { .. } => ApiError::Internal(error.to_string()),
+            ReloadError::Source(_) | ReloadError::Compiler(_) => {
+                ApiError::Internal(error.to_string())
+            }
         }
     }
 }

@@ -3,8 +3,9 @@
 //! says which tenants would move and what share of the last hour's traffic that is.
 //!
 //! The change is applied to the config text of the generation in force (`config_edit`),
-//! then goes through `Live::write_and_reload_from`: validated whole, written atomically,
-//! swapped — or refused with the loader's errors (422) or a conflict (409), changing nothing.
+//! then goes through `Live::write_and_load`: validated whole (the same build as any reload),
+//! written with compare-and-set, swapped — or refused with the loader's errors (422) or a
+//! conflict (409), changing nothing.
 //!
 //! Who moves: every tenant the config knows (directory, `[tenants.<id>]`, route lists) and
 //! every tenant among the route's busiest in recent traffic, each decided under the old and
@@ -12,7 +13,6 @@
 //! sticky bucket).
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Json;
@@ -23,10 +23,10 @@ use serde_json::{Value, json};
 
 use super::api::audit_entry;
 use super::{AdminJson, AdminState, ApiError, Caller, query};
-use crate::config;
 use crate::config::edit::{self as config_edit, Change, RouteChange};
 use crate::live::{ReloadOutcome, Snapshot, Trigger};
 use crate::rules::{self, Route, RouteState, RuleSet, Side, StickyKey};
+use crate::snapshot::Candidate;
 use crate::traffic::Traffic;
 
 /// Moved tenants listed per direction and route (the counts are always whole).
@@ -70,17 +70,17 @@ struct Plan {
     named: Vec<String>,
 }
 
-/// The rules after the change: the new snapshot, or a compiled candidate (dry run).
+/// The rules after the change: the new snapshot, or a built candidate (dry run).
 enum After {
     Snapshot(Arc<Snapshot>),
-    Candidate(Box<RuleSet>),
+    Candidate(Box<Candidate>),
 }
 
 impl After {
     fn rules(&self) -> &RuleSet {
         match self {
             After::Snapshot(s) => &s.rules,
-            After::Candidate(r) => r,
+            After::Candidate(c) => &c.rules,
         }
     }
 }
@@ -118,14 +118,13 @@ pub async fn rollout(
     let dry_run = request.dry_run || parse_flag(q.dry_run.as_deref())?;
     state.store()?;
     let _write = state.writes.lock().await;
-    let live = &state.proxy.live;
+    let live = &state.live;
     let before = live.load();
     let plan = plan(&request, &before.rules)?;
     let text = config_edit::apply(&before.text, &plan.change)?;
-    let path = live.path().to_path_buf();
 
     let (result, after, generation) = if dry_run {
-        let candidate = compile(text, path).await?;
+        let candidate = live.candidate(text).await?;
         ("dry_run", After::Candidate(Box::new(candidate)), None)
     } else if text == *before.text {
         (
@@ -134,26 +133,21 @@ pub async fn rollout(
             Some(before.generation),
         )
     } else {
-        let outcome = live
-            .write_and_reload_from(before.generation, text.clone(), Trigger::Admin)
+        // The snapshot this write validated and put in force describes the change, even when
+        // another reload follows it at once.
+        let (outcome, now) = live
+            .write_and_load(Some(before.generation), text, Trigger::Admin)
             .await?;
-        let now = live.load();
-        // Another reload may already have followed ours: describe what this change produced.
-        let after = if now.generation == outcome.generation() {
-            After::Snapshot(now)
-        } else {
-            After::Candidate(Box::new(compile(text, path).await?))
-        };
         let result = match outcome {
             ReloadOutcome::Applied { .. } => "applied",
             ReloadOutcome::Unchanged { .. } => "unchanged",
         };
-        (result, after, Some(outcome.generation()))
+        (result, After::Snapshot(now), Some(outcome.generation()))
     };
 
     let (before_doc, after_doc) = describe(&plan.change, &before.rules, after.rules());
     let note = note(&plan.change, after.rules());
-    let traffic = state.proxy.traffic.clone();
+    let traffic = state.traffic.clone();
     let before_snapshot = before.clone();
     let change = plan.change.clone();
     let named = plan.named.clone();
@@ -205,15 +199,6 @@ fn parse_flag(value: Option<&str>) -> Result<bool, ApiError> {
             "dry_run must be true or false, not {other:?}"
         ))),
     }
-}
-
-async fn compile(text: String, path: PathBuf) -> Result<RuleSet, ApiError> {
-    tokio::task::spawn_blocking(move || config::load_str(&text, &path))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|errors| {
-            ApiError::Invalid(errors.to_string().lines().map(str::to_owned).collect())
-        })
 }
 
 // === validation ===

@@ -88,7 +88,8 @@ impl Fixture {
     }
 
     fn load(&self, text: &str) -> RuleSet {
-        config::load_str(text, &self.dir.path().join("gw.toml")).unwrap_or_else(|e| panic!("{e}"))
+        crate::config::load_str(text, &self.dir.path().join("gw.toml"))
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 }
 
@@ -151,7 +152,7 @@ fn a_percent_change_moves_exactly_the_tenants_crossing_the_boundary() {
         },
     );
     let after = f.load(&config_edit::apply(CONFIG, &change).unwrap());
-    let traffic = Traffic::new();
+    let traffic = Traffic::new(crate::clock::Clock::system());
     let crossing: Vec<String> = (0..300)
         .map(|i| format!("t-{i:04}"))
         .filter(|t| (3000..6000).contains(&rules::bucket("cards", t)))
@@ -206,7 +207,7 @@ fn a_kill_switch_moves_the_whole_new_side() {
         },
     );
     let after = f.load(&config_edit::apply(CONFIG, &change).unwrap());
-    let traffic = Traffic::new();
+    let traffic = Traffic::new(crate::clock::Clock::system());
     for _ in 0..3 {
         traffic.record("cards", Side::New, Some("acme"));
     }
@@ -235,7 +236,7 @@ fn a_tenant_wide_cutover_lists_every_route_it_changes() {
         &after,
         &change,
         &["initech".into()],
-        &Traffic::new(),
+        &Traffic::new(crate::clock::Clock::system()),
     );
     // cards excludes initech, users is legacy by state, search is new already, files has no
     // new side: only carts (a header-keyed bucket ignores the tenant) changes.

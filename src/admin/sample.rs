@@ -66,7 +66,7 @@ pub async fn sample(
             "no stored sample {id} (it may have been rotated out; see the report's sample_ids)"
         ))
     })?;
-    let snapshot = state.proxy.live.load();
+    let snapshot = state.live.load();
     let mut pair = stored.pair;
     // The store dropped credential headers already; mask again in case of older rows.
     compare::redact_headers(&mut pair.request_headers);
@@ -75,7 +75,8 @@ pub async fn sample(
     let differences = snapshot
         .rules
         .route(&stored.route)
-        .and_then(|r| snapshot.compare.get(r.index))
+        .and_then(|r| r.shadow.as_ref())
+        .map(|p| &p.compare)
         .map(|rules| compare::diff(&captured(&pair.primary), &captured(&pair.shadow), rules));
     let (left, right) = (
         pretty_body(&pair.primary.body),

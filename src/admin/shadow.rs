@@ -59,11 +59,7 @@ struct ReportQuery {
 
 /// The store, or 503 with a message about shadow results.
 pub(super) fn shadow_store(state: &AdminState) -> Result<&Store, ApiError> {
-    state
-        .proxy
-        .store
-        .as_ref()
-        .ok_or(ApiError::ShadowStoreUnavailable)
+    state.store.as_ref().ok_or(ApiError::ShadowStoreUnavailable)
 }
 
 /// The verdict policy of the running rules: per-route target parity from `shadow`.
@@ -91,12 +87,19 @@ pub(super) fn filter(
     since: Option<&str>,
     until: Option<&str>,
     by_tenant: bool,
+    now_ms: i64,
 ) -> Result<ReportFilter, ApiError> {
     Ok(ReportFilter {
         route: route.filter(|r| !r.is_empty()),
         tenant,
-        since_ms: since.filter(|s| !s.is_empty()).map(instant).transpose()?,
-        until_ms: until.filter(|s| !s.is_empty()).map(instant).transpose()?,
+        since_ms: since
+            .filter(|s| !s.is_empty())
+            .map(|t| instant(t, now_ms))
+            .transpose()?,
+        until_ms: until
+            .filter(|s| !s.is_empty())
+            .map(|t| instant(t, now_ms))
+            .transpose()?,
         by_tenant,
     })
 }
@@ -128,8 +131,9 @@ pub async fn report(
         q.since.as_deref(),
         q.until.as_deref(),
         q.by_tenant,
+        state.clock.now_ms(),
     )?;
-    let snapshot = state.proxy.live.load();
+    let snapshot = state.live.load();
     let report = build_report(store, &snapshot, &filter, top).await?;
     let mut suggestions = Vec::with_capacity(report.routes.len());
     for route in &report.routes {
@@ -165,7 +169,7 @@ pub async fn report(
         route_doc["suggested_ignore"] = json!(suggested);
     }
     doc["generation"] = json!(snapshot.generation);
-    doc["generated_at_ms"] = json!(crate::util::now_ms());
+    doc["generated_at_ms"] = json!(state.clock.now_ms());
     doc["policy"] = json!({
         "min_samples": MIN_SAMPLES,
         "default_target_parity": DEFAULT_TARGET_PARITY,
@@ -177,9 +181,11 @@ pub async fn report(
 /// The `ignore` list of route `index` in the running rules.
 fn state_ignore(snapshot: &Snapshot, index: usize) -> Vec<String> {
     snapshot
-        .compare
+        .rules
+        .routes
         .get(index)
-        .map(|rules| rules.config().ignore.clone())
+        .and_then(|r| r.shadow.as_ref())
+        .map(|p| p.compare.config().ignore.clone())
         .unwrap_or_default()
 }
 
@@ -236,7 +242,14 @@ pub async fn timeline(
     let q: TimelineQuery = query(&uri)?;
     let store = shadow_store(&state)?;
     let since = q.since.as_deref().unwrap_or(DEFAULT_TIMELINE_SINCE);
-    let filter = filter(q.route, q.tenant, Some(since), q.until.as_deref(), false)?;
+    let filter = filter(
+        q.route,
+        q.tenant,
+        Some(since),
+        q.until.as_deref(),
+        false,
+        state.clock.now_ms(),
+    )?;
     let bucket_text = q.bucket.as_deref().unwrap_or(DEFAULT_BUCKET);
     let bucket = humantime::parse_duration(bucket_text)
         .ok()

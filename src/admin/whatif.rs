@@ -67,15 +67,15 @@ pub async fn whatif(
     AdminJson(request): AdminJson<WhatIfRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let store = shadow_store(&state)?;
-    let snapshot = state.proxy.live.load();
+    let snapshot = state.live.load();
     let route = snapshot
         .rules
         .route(&request.route)
         .ok_or_else(|| ApiError::NotFound(format!("no route named {:?}", request.route)))?;
-    let current = snapshot
-        .compare
-        .get(route.index)
-        .cloned()
+    let current = route
+        .shadow
+        .as_ref()
+        .map(|p| p.compare.clone())
         .unwrap_or_default();
     let draft = draft_rules(
         &request.compare,
@@ -120,6 +120,7 @@ pub async fn whatif(
         request.since.as_deref(),
         None,
         false,
+        state.clock.now_ms(),
     )?;
     let report = build_report(store, &snapshot, &window, 200).await?;
     let removed_set: BTreeSet<(String, String)> = removed.iter().map(|k| (*k).clone()).collect();
@@ -174,8 +175,10 @@ fn draft_rules(table: &Value, key: Option<&[u8]>) -> Result<CompareRules, ApiErr
     };
     let config: CompareConfig = serde_json::from_value(table)
         .map_err(|e| ApiError::BadRequest(format!("draft compare: {e}")))?;
-    let rules = CompareRules::compile(&config)
-        .map_err(|errors| ApiError::BadRequest(format!("draft compare: {}", errors.join("; "))))?;
+    let rules = CompareRules::compile(&config).map_err(|errors| {
+        let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        ApiError::BadRequest(format!("draft compare: {}", list.join("; ")))
+    })?;
     Ok(match key {
         Some(key) => rules.with_redact_key(key),
         None => rules,

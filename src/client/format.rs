@@ -1,6 +1,7 @@
 //! Readable tables for the admin client's answers (`--json` prints the API's JSON instead).
 //! Everything here reads the JSON defensively: a missing field prints as `-`, never a panic.
 
+use crate::term::table;
 use std::fmt::Write as _;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -66,29 +67,6 @@ fn share(v: &Value) -> String {
     v.as_f64()
         .map(|s| format!("{:.0}%", s * 100.0))
         .unwrap_or_else(|| "-".into())
-}
-
-/// Columns padded to their widest cell.
-fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            if let Some(w) = widths.get_mut(i) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-    }
-    let mut out = String::new();
-    let header: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
-    for row in std::iter::once(&header).chain(rows) {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        let _ = writeln!(out, "{}", line.join("  ").trim_end());
-    }
-    out
 }
 
 fn status(s: &Value, routes: Option<&Value>) -> String {

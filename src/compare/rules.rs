@@ -98,6 +98,39 @@ pub struct CompareConfig {
     pub status: StatusMode,
 }
 
+/// Which entry of a `compare` table a problem is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompareEntry {
+    Ignore(usize),
+    Redact(usize),
+    Unordered(usize),
+    /// A `keyed` entry, by its array pattern.
+    Keyed(String),
+    Headers(usize),
+    Tolerance,
+    /// The table as a whole (too many patterns).
+    Table,
+}
+
+/// One problem in a `compare` table.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what}: {message}")]
+pub struct CompareProblem {
+    /// The entry, for positions.
+    pub entry: CompareEntry,
+    /// The entry as the user wrote it, e.g. `ignore[1] "meta"`.
+    pub what: String,
+    pub message: String,
+}
+
+fn problem(entry: CompareEntry, what: &str, message: impl Into<String>) -> CompareProblem {
+    CompareProblem {
+        entry,
+        what: what.to_owned(),
+        message: message.into(),
+    }
+}
+
 /// Where the key of a keyed array element is found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum KeyField {
@@ -131,9 +164,10 @@ impl Default for CompareRules {
 }
 
 impl CompareRules {
-    /// Validates and precompiles a config. Every error names the offending entry, e.g.
-    /// `ignore[1] "meta": must start with "/" or "header:"`.
-    pub fn compile(cfg: &CompareConfig) -> Result<CompareRules, Vec<String>> {
+    /// Validates and precompiles a config. Every problem names the offending entry, e.g.
+    /// `ignore[1] "meta": must start with "/" or "header:"`, and says which entry it is
+    /// ([`CompareProblem::entry`]) so the config loader can point at its position.
+    pub fn compile(cfg: &CompareConfig) -> Result<CompareRules, Vec<CompareProblem>> {
         let mut errors = Vec::new();
         let rules = Self::build(cfg, &mut errors);
         if errors.is_empty() {
@@ -169,47 +203,50 @@ impl CompareRules {
         self.headers.iter().map(HeaderName::as_str)
     }
 
-    fn build(cfg: &CompareConfig, errors: &mut Vec<String>) -> CompareRules {
+    fn build(cfg: &CompareConfig, errors: &mut Vec<CompareProblem>) -> CompareRules {
         let mut patterns = PatternSet::default();
         let mut ignored_headers = Vec::new();
         let mut redact_headers = Vec::new();
         let mut key_fields = Vec::new();
 
         for (i, entry) in cfg.ignore.iter().enumerate() {
-            let what = format!("ignore[{i}] {entry:?}");
+            let at = Entry(CompareEntry::Ignore(i), format!("ignore[{i}] {entry:?}"));
             if let Some(name) = entry.strip_prefix("header:") {
-                if let Some(h) = header_name(&what, name, errors) {
+                if let Some(h) = header_name(&at, name, errors) {
                     ignored_headers.push(h);
                 }
             } else {
-                add_pattern(&mut patterns, &what, entry, Role::Ignore, true, errors);
+                add_pattern(&mut patterns, &at, entry, Role::Ignore, true, errors);
             }
         }
         for (i, entry) in cfg.redact.iter().enumerate() {
-            let what = format!("redact[{i}] {entry:?}");
+            let at = Entry(CompareEntry::Redact(i), format!("redact[{i}] {entry:?}"));
             if let Some(name) = entry.strip_prefix("header:") {
-                if let Some(h) = header_name(&what, name, errors) {
+                if let Some(h) = header_name(&at, name, errors) {
                     redact_headers.push(h);
                 }
             } else {
-                add_pattern(&mut patterns, &what, entry, Role::Redact, true, errors);
+                add_pattern(&mut patterns, &at, entry, Role::Redact, true, errors);
             }
         }
         for (i, entry) in cfg.unordered.iter().enumerate() {
-            let what = format!("unordered[{i}] {entry:?}");
+            let at = Entry(
+                CompareEntry::Unordered(i),
+                format!("unordered[{i}] {entry:?}"),
+            );
             if cfg.keyed.contains_key(entry) {
-                errors.push(format!("{what}: is also keyed; choose one"));
+                errors.push(at.problem("is also keyed; choose one"));
             }
-            add_pattern(&mut patterns, &what, entry, Role::Unordered, false, errors);
+            add_pattern(&mut patterns, &at, entry, Role::Unordered, false, errors);
         }
         for (path, field) in &cfg.keyed {
-            let what = format!("keyed {path:?}");
+            let at = Entry(CompareEntry::Keyed(path.clone()), format!("keyed {path:?}"));
             let key = if field.is_empty() {
-                errors.push(format!("{what}: the key field is empty"));
+                errors.push(at.problem("the key field is empty"));
                 continue;
             } else if field.starts_with('/') {
                 if let Err(e) = pattern::parse_pointer(field) {
-                    errors.push(format!("{what}: key pointer {field:?} {e}"));
+                    errors.push(at.problem(format!("key pointer {field:?} {e}")));
                     continue;
                 }
                 KeyField::Pointer(field.clone())
@@ -217,23 +254,28 @@ impl CompareRules {
                 KeyField::Field(field.clone())
             };
             let Ok(id) = u16::try_from(key_fields.len()) else {
-                errors.push(format!("{what}: too many keyed arrays"));
+                errors.push(at.problem("too many keyed arrays"));
                 continue;
             };
             key_fields.push(key);
-            add_pattern(&mut patterns, &what, path, Role::Keyed(id), false, errors);
+            add_pattern(&mut patterns, &at, path, Role::Keyed(id), false, errors);
         }
         if patterns.len() > MAX_PATTERNS {
-            errors.push(format!(
-                "{} patterns: at most {MAX_PATTERNS} per route",
-                patterns.len()
+            errors.push(problem(
+                CompareEntry::Table,
+                &format!("{} patterns", patterns.len()),
+                format!("at most {MAX_PATTERNS} per route"),
             ));
         }
 
         if let Some(t) = cfg.tolerance
             && !(t.is_finite() && t >= 0.0)
         {
-            errors.push(format!("tolerance {t}: must be a finite number >= 0"));
+            errors.push(problem(
+                CompareEntry::Tolerance,
+                &format!("tolerance {t}"),
+                "must be a finite number >= 0",
+            ));
         }
 
         let mut headers: Vec<HeaderName> = DEFAULT_HEADERS
@@ -241,13 +283,13 @@ impl CompareRules {
             .map(|h| HeaderName::from_static(h))
             .collect();
         for (i, entry) in cfg.headers.iter().enumerate() {
-            let what = format!("headers[{i}] {entry:?}");
-            let Some(h) = header_name(&what, entry, errors) else {
+            let at = Entry(CompareEntry::Headers(i), format!("headers[{i}] {entry:?}"));
+            let Some(h) = header_name(&at, entry, errors) else {
                 continue;
             };
             if NEVER_COMPARED.contains(&h.as_str()) {
-                errors.push(format!(
-                    "{what}: is never compared (date, server and hop-by-hop headers describe the connection, not the answer)"
+                errors.push(at.problem(
+                    "is never compared (date, server and hop-by-hop headers describe the connection, not the answer)",
                 ));
                 continue;
             }
@@ -272,29 +314,38 @@ impl CompareRules {
     }
 }
 
+/// An entry being compiled: which one, and how to name it in a message.
+struct Entry(CompareEntry, String);
+
+impl Entry {
+    fn problem(&self, message: impl Into<String>) -> CompareProblem {
+        problem(self.0.clone(), &self.1, message)
+    }
+}
+
 fn add_pattern(
     set: &mut PatternSet,
-    what: &str,
+    at: &Entry,
     entry: &str,
     role: Role,
     header_allowed: bool,
-    errors: &mut Vec<String>,
+    errors: &mut Vec<CompareProblem>,
 ) {
     match pattern::parse_pointer(entry) {
         Ok(segs) => set.push(segs, role),
         Err(pattern::PatternError::NoLeadingSlash) if header_allowed => {
-            errors.push(format!("{what}: must start with \"/\" or \"header:\""));
+            errors.push(at.problem("must start with \"/\" or \"header:\""));
         }
-        Err(e) => errors.push(format!("{what}: {e}")),
+        Err(e) => errors.push(at.problem(e.to_string())),
     }
 }
 
-fn header_name(what: &str, name: &str, errors: &mut Vec<String>) -> Option<HeaderName> {
+fn header_name(at: &Entry, name: &str, errors: &mut Vec<CompareProblem>) -> Option<HeaderName> {
     // HeaderName parsing lower-cases, so matching is case-insensitive.
     match HeaderName::from_bytes(name.trim().as_bytes()) {
         Ok(h) => Some(h),
         Err(_) => {
-            errors.push(format!("{what}: {name:?} is not a valid header name"));
+            errors.push(at.problem(format!("{name:?} is not a valid header name")));
             None
         }
     }
@@ -358,7 +409,7 @@ mod tests {
         ];
         for want in expected {
             assert!(
-                errors.iter().any(|e| e.starts_with(want)),
+                errors.iter().any(|e| e.to_string().starts_with(want)),
                 "missing {want:?} in {errors:#?}"
             );
         }

@@ -20,6 +20,7 @@ use super::{ConfigErrors, Diag, Refs, parse_sections};
 use crate::rules::{Limits, Listen, RuleSet, ShadowGlobal, StoreConfig, UpstreamSpec};
 
 mod admin;
+mod compare;
 mod route;
 mod tenant;
 
@@ -42,15 +43,16 @@ pub(super) fn compile(text: &str, path: &Path) -> Result<RuleSet, ConfigErrors> 
     let upstreams = upstreams(&mut cx, &raw);
     let default_upstream = default_upstream(&mut cx, &raw, &upstreams);
     let (resolver, directory) = tenant::compile(&mut cx, &raw);
+    let shadow = shadow_global(&mut cx, raw.shadow.as_ref());
     let known = Known {
         upstreams: &upstreams,
         quiet: raw.failed.upstreams,
         has_directory: raw.failed.tenant
             || raw.tenant.as_ref().is_some_and(|t| t.directory.is_some()),
+        redact_key: shadow.redact_key.as_deref(),
     };
     let (routes, route_spans) = route::compile_all(&mut cx, &raw, &known, &default_upstream);
     let matcher = route::build_matcher(&mut cx, &routes, &route_spans);
-    let shadow = shadow_global(&mut cx, raw.shadow.as_ref());
     let store = store(&mut cx, raw.store.as_ref());
     if cx.diag.has_errors() {
         return Err(cx.diag.finish());
@@ -80,6 +82,8 @@ pub(super) struct Known<'a> {
     pub(super) quiet: bool,
     /// A tenant directory is configured (or `[tenant]` failed, so it is unknown).
     pub(super) has_directory: bool,
+    /// `[shadow] redact_key_file`: compare rules hash redacted values with it.
+    pub(super) redact_key: Option<&'a [u8]>,
 }
 
 // === value helpers ===

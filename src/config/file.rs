@@ -154,7 +154,22 @@ pub struct RawRoute {
     pub fallback: Option<bool>,
     pub fallback_buffer: Option<Spanned<RawSize>>,
     pub shadow: Option<Spanned<RawShadow>>,
-    pub compare: Option<Spanned<toml::Value>>,
+    pub compare: Option<Spanned<RawCompare>>,
+}
+
+/// A route's `compare` table (how shadow answers are compared); compiled into
+/// `compare::CompareRules` with every entry's position kept for error messages.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCompare {
+    pub ignore: Option<Vec<Text>>,
+    pub unordered: Option<Vec<Text>>,
+    pub keyed: Option<BTreeMap<Text, Text>>,
+    pub redact: Option<Vec<Text>>,
+    pub subset: Option<bool>,
+    pub tolerance: Option<Spanned<f64>>,
+    pub headers: Option<Vec<Text>>,
+    pub status: Option<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -8,7 +8,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::shadow::BUCKET_MS;
-use super::{Result, Store, now_ms};
+use super::{Result, Store};
 
 /// Rows deleted by one [`Store::retain`] pass.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -33,13 +33,8 @@ const AGGREGATE_TABLES: [&str; 5] = [
 // === impl Store ===
 
 impl Store {
-    /// Delete aggregates and samples older than `max_age`, then keep at most `max_samples`
-    /// samples (the newest).
-    pub async fn retain(&self, max_age: Duration, max_samples: usize) -> Result<RetainStats> {
-        self.retain_at(now_ms(), max_age, max_samples).await
-    }
-
-    /// [`Store::retain`] as if the time were `now_ms` (tests, injected clocks).
+    /// Delete aggregates and samples older than `max_age` at `now_ms`, then keep at most
+    /// `max_samples` samples (the newest).
     pub async fn retain_at(
         &self,
         now_ms: i64,

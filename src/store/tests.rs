@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 use sqlx::Row;
@@ -312,7 +312,7 @@ async fn assert_down_store_drops_without_blocking(store: Store) {
         ..WriterConfig::default()
     };
     let writer = StoreWriter::spawn(store, config);
-    let started = Instant::now();
+    let started = crate::clock::Clock::system().instant();
     let mut accepted = 0u64;
     for i in 0..20_000 {
         if writer.try_send(result("down", None, T0 + i, Outcome::Match)) {
@@ -372,6 +372,6 @@ async fn store_futures_are_send() {
     send(&store.append_audit(&audit_at(0)));
     send(&store.save_generation(&generation(1)));
     send(&store.write_shadow_batch(&[], 5));
-    send(&store.retain(Duration::from_secs(1), 1));
+    send(&store.retain_at(0, Duration::from_secs(1), 1));
     send(&store.sample(1));
 }

@@ -174,7 +174,7 @@ pub fn workload(now_ms: i64) -> Vec<ShadowResult> {
 /// Write the workload into `store` in one batch (reservoir of 5 samples per path).
 pub async fn inject(store: &Store) {
     let stats = store
-        .write_shadow_batch(&workload(switchyard::store::now_ms()), 5)
+        .write_shadow_batch(&workload(switchyard::clock::Clock::system().now_ms()), 5)
         .await
         .unwrap();
     assert_eq!(stats.results, 205);

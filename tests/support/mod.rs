@@ -18,7 +18,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use switchyard::body::{self, Body};
-use switchyard::server::{Gateway, Options};
+use switchyard::gateway::{Gateway, Options};
 use tokio::net::TcpListener;
 
 type Handler = Arc<
@@ -158,9 +158,15 @@ impl TestGateway {
         }
         let path = dir.path().join("gw.toml");
         std::fs::write(&path, config).unwrap();
-        let gateway = Gateway::start(&path, Options { watch })
-            .await
-            .unwrap_or_else(|e| panic!("gateway did not start: {e}\n{config}"));
+        let gateway = Gateway::start(
+            &path,
+            Options {
+                watch,
+                ..Options::default()
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("gateway did not start: {e}\n{config}"));
         let http = gateway.http.or(gateway.https).unwrap();
         TestGateway {
             gateway: Some(gateway),
@@ -303,12 +309,13 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + within;
+    let clock = switchyard::clock::Clock::tokio();
+    let deadline = clock.instant() + within;
     loop {
         if check().await {
             return true;
         }
-        if tokio::time::Instant::now() >= deadline {
+        if clock.instant() >= deadline {
             return false;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;

@@ -1,12 +1,14 @@
-//! Header hygiene and rewrites between the client (downstream) and the origin (upstream):
-//! hop-by-hop headers removed (including those named in `Connection`), `X-Forwarded-*` and
-//! `Via` added, the request id kept or generated, prefix and Host rewrites, and on the way back
-//! `Location` / `Set-Cookie` rewrites where the route asks for them.
+//! Request and response heads between the client (downstream) and the origin (upstream):
+//! header hygiene and rewrites. Hop-by-hop headers are removed (including those named in
+//! `Connection`), `X-Forwarded-*` and `Via` added, the request id kept or generated, prefix and
+//! Host rewrites applied, and on the way back `Location` / `Set-Cookie` rewritten where the
+//! route asks for it.
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
 use http::{Method, Version};
 
+use crate::error::ProxyError;
 use crate::rules::{Rewrite, Side};
 use crate::upstream::Origin;
 
@@ -23,10 +25,9 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::PROXY_AUTHENTICATE,
 ];
 
-/// The client's override header: always removed before forwarding, valid or not.
-pub const FORCE_HEADER: &str = "x-switchyard-force";
-/// Marks a shadow copy; the loop guard.
-pub const SHADOW_HEADER: &str = "x-switchyard-shadow";
+/// The client's override header (always removed before forwarding, valid or not) and the
+/// header marking a shadow copy (the loop guard).
+pub use crate::rules::{FORCE_HEADER, SHADOW_HEADER};
 /// The request id header.
 pub const REQUEST_ID: &str = "x-request-id";
 
@@ -104,7 +105,7 @@ pub fn prepare_request(
     downstream: &Downstream<'_>,
     request_id: &HeaderValue,
     upgrade: bool,
-) -> Result<(), String> {
+) -> Result<(), ProxyError> {
     let path_and_query = parts
         .uri
         .path_and_query()
@@ -120,7 +121,7 @@ pub fn prepare_request(
         .authority(origin.authority.clone())
         .path_and_query(full)
         .build()
-        .map_err(|e| format!("cannot build upstream URI: {e}"))?;
+        .map_err(|_| ProxyError::BadRequest("the path cannot be sent upstream"))?;
 
     let headers = &mut parts.headers;
     strip_hop_by_hop(headers, upgrade);

@@ -1,0 +1,111 @@
+//! Past generations: the bounded in-memory history (for `history` and `rollback`) and its
+//! copy in the store, which seeds a restarted process so generation numbers keep counting and
+//! rollback reaches past a restart.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::sync::watch;
+
+use super::{Live, Snapshot, Trigger};
+use crate::clock::{epoch_ms, from_epoch_ms};
+use crate::store::{GenerationRecord, Store};
+
+/// How many past generations stay available for history and rollback.
+pub const HISTORY_LEN: usize = 50;
+
+/// A past generation, kept for history and rollback.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct HistoryEntry {
+    pub generation: u64,
+    pub hash: String,
+    #[serde(with = "crate::clock::serde_epoch_ms")]
+    pub loaded_at: SystemTime,
+    pub trigger: Trigger,
+    #[serde(skip)]
+    pub text: Arc<str>,
+}
+
+impl HistoryEntry {
+    /// The history entry of a snapshot.
+    pub fn of(snapshot: &Snapshot) -> HistoryEntry {
+        HistoryEntry {
+            generation: snapshot.generation,
+            hash: snapshot.rules.hash.clone(),
+            loaded_at: snapshot.loaded_at,
+            trigger: snapshot.trigger,
+            text: snapshot.text.clone(),
+        }
+    }
+}
+
+/// The generations kept in the store, oldest first, with their config texts. A store that
+/// cannot be read gives an empty history (logged): the gateway starts anyway.
+pub async fn stored(store: &Store) -> Vec<HistoryEntry> {
+    let summaries = match store.list_generations(HISTORY_LEN).await {
+        Ok(list) => list,
+        Err(error) => {
+            tracing::warn!("stored history unavailable: {error}");
+            return Vec::new();
+        }
+    };
+    let mut entries = Vec::with_capacity(summaries.len());
+    for summary in summaries {
+        if let Ok(Some(record)) = store.get_generation(summary.generation).await {
+            entries.push(HistoryEntry {
+                generation: record.generation,
+                hash: record.hash,
+                loaded_at: from_epoch_ms(record.loaded_at_ms),
+                trigger: Trigger::parse(&record.origin),
+                text: Arc::from(record.content),
+            });
+        }
+    }
+    entries.sort_by_key(|e| e.generation);
+    entries
+}
+
+/// Save every generation (its full config text) in the store until `shutdown`; the
+/// generation in force when shutdown comes is saved before this returns.
+pub async fn persist(live: Arc<Live>, store: Store, mut shutdown: watch::Receiver<bool>) {
+    let mut changed = live.subscribe();
+    let mut saved = 0;
+    // Attempts left once shutdown has come: a store that is down must not hold the exit.
+    let mut last_tries = 3;
+    loop {
+        let snapshot = live.load();
+        if snapshot.generation != saved {
+            let record = GenerationRecord {
+                generation: snapshot.generation,
+                hash: snapshot.rules.hash.clone(),
+                loaded_at_ms: epoch_ms(snapshot.loaded_at),
+                source: live.source().describe(),
+                content: snapshot.text.to_string(),
+                origin: snapshot.trigger.as_str().to_string(),
+            };
+            match store.save_generation(&record).await {
+                Ok(()) => saved = snapshot.generation,
+                Err(error) => {
+                    tracing::warn!(
+                        generation = record.generation,
+                        "history not persisted: {error}"
+                    )
+                }
+            }
+        }
+        if *shutdown.borrow() {
+            // Stop only once the generation in force is saved (a reload may have landed
+            // while the previous one was being written).
+            if live.load().generation == saved || last_tries == 0 {
+                return;
+            }
+            last_tries -= 1;
+            continue;
+        }
+        tokio::select! {
+            result = changed.changed() => if result.is_err() { return },
+            // One more pass saves a generation swapped in just before shutdown.
+            _ = shutdown.changed() => {},
+        }
+    }
+}
