@@ -74,7 +74,6 @@ pub struct ResultLabel {
     pub result: String,
 }
 
-
 /// Every metric Switchyard exports, registered once at start.
 pub struct Metrics {
     registry: Registry,

@@ -6,9 +6,20 @@
 //! `now` given to `decide` (with a fixed 60 s leeway for clock skew) so the check is testable and
 //! the decision stays pure; `iss` and `aud` are required and checked when configured. Anything
 //! that fails yields no tenant from this source.
+//!
+//! Verifying a signature and decoding the claims costs microseconds, and a client sends the same
+//! token on every request for its whole lifetime. So a verified token's tenant claim and times
+//! are remembered in a small direct-mapped cache keyed by the token's exact bytes (compared in
+//! full, never by hash alone): a repeat is a hash, a comparison and the time check against
+//! `now`, which still runs on every request. The cache belongs to one rule generation, so new
+//! keys after a reload start from an empty one; it never changes an answer, only its cost.
 
 use std::collections::HashSet;
 use std::fmt;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
 
 use http::HeaderName;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm};
@@ -22,6 +33,11 @@ use super::tenant::cookie;
 pub const LEEWAY_SECS: u64 = 60;
 /// Longer tokens are not looked at (a bound on work per request).
 const MAX_TOKEN_LEN: usize = 16 * 1024;
+/// Slots of the verified-token cache; with tokens up to [`MAX_CACHED_LEN`] it holds at most
+/// 4 MiB of token bytes.
+const CACHE_SLOTS: usize = 1024;
+/// Longer tokens are verified every time instead of cached.
+const MAX_CACHED_LEN: usize = 4 * 1024;
 
 /// Where the token is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +51,22 @@ pub(crate) struct JwtSource {
     claim: String,
     at: TokenAt,
     keys: Keys,
+    cache: TokenCache,
+}
+
+/// Verified tokens by their bytes: direct-mapped, lock-free (a slot is swapped whole).
+struct TokenCache {
+    slots: Box<[ArcSwapOption<Verified>]>,
+    hasher: foldhash::fast::FixedState,
+}
+
+/// What a verified token said: enough to answer again without verifying.
+struct Verified {
+    token: Box<str>,
+    /// The claim's value, when it is a string.
+    tenant: Option<Box<str>>,
+    exp: f64,
+    nbf: Option<f64>,
 }
 
 enum Keys {
@@ -110,6 +142,7 @@ impl JwtSource {
             claim,
             at,
             keys: Keys::Hs256(Box::new(key)),
+            cache: TokenCache::new(),
         })
     }
 
@@ -164,6 +197,7 @@ impl JwtSource {
             claim,
             at,
             keys: Keys::Jwks(keys),
+            cache: TokenCache::new(),
         })
     }
 
@@ -179,14 +213,28 @@ impl JwtSource {
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return None;
         }
+        if let Some(known) = self.cache.get(token) {
+            return known.answer(now_unix);
+        }
         let key = self.key_for(token)?;
         let data =
             jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &key.validation).ok()?;
-        check_times(&data.claims, now_unix)?;
-        match data.claims.get(&self.claim)? {
-            Value::String(s) => Some(s.clone()),
-            _ => None,
-        }
+        let verified = Verified {
+            token: Box::from(token),
+            tenant: match data.claims.get(&self.claim) {
+                Some(Value::String(s)) => Some(Box::from(s.as_str())),
+                _ => None,
+            },
+            // `exp` is required (a token without a numeric one never verifies).
+            exp: data.claims.get("exp")?.as_f64()?,
+            nbf: match data.claims.get("nbf") {
+                None => None,
+                Some(nbf) => Some(nbf.as_f64()?),
+            },
+        };
+        let answer = verified.answer(now_unix);
+        self.cache.put(verified);
+        answer
     }
 
     fn key_for(&self, token: &str) -> Option<&VerifyingKey> {
@@ -205,6 +253,45 @@ impl JwtSource {
     }
 }
 
+// === impl TokenCache ===
+
+impl TokenCache {
+    fn new() -> TokenCache {
+        TokenCache {
+            slots: (0..CACHE_SLOTS).map(|_| ArcSwapOption::empty()).collect(),
+            hasher: foldhash::fast::FixedState::with_seed(rand::random()),
+        }
+    }
+
+    fn slot(&self, token: &str) -> Option<&ArcSwapOption<Verified>> {
+        let index = self.hasher.hash_one(token) as usize % self.slots.len();
+        self.slots.get(index)
+    }
+
+    fn get(&self, token: &str) -> Option<Arc<Verified>> {
+        self.slot(token)?
+            .load_full()
+            .filter(|known| *known.token == *token)
+    }
+
+    fn put(&self, verified: Verified) {
+        if verified.token.len() > MAX_CACHED_LEN {
+            return;
+        }
+        if let Some(slot) = self.slot(&verified.token) {
+            slot.store(Some(Arc::new(verified)));
+        }
+    }
+}
+
+impl Verified {
+    /// The tenant, if the token's times hold at `now`.
+    fn answer(&self, now: u64) -> Option<String> {
+        times_hold(self.exp, self.nbf, now)?;
+        self.tenant.as_deref().map(str::to_owned)
+    }
+}
+
 fn strip_bearer(value: &str) -> &str {
     match value.get(..7) {
         Some(p) if p.eq_ignore_ascii_case("bearer ") => value[7..].trim_start(),
@@ -213,14 +300,22 @@ fn strip_bearer(value: &str) -> &str {
 }
 
 /// `exp` required and not passed; `nbf`, when present, reached. Both numeric.
+#[cfg(test)]
 fn check_times(claims: &Map<String, Value>, now: u64) -> Option<()> {
     let exp = claims.get("exp")?.as_f64()?;
+    let nbf = match claims.get("nbf") {
+        None => None,
+        Some(nbf) => Some(nbf.as_f64()?),
+    };
+    times_hold(exp, nbf, now)
+}
+
+/// `exp` not passed and `nbf` reached at `now`, within the leeway.
+fn times_hold(exp: f64, nbf: Option<f64>, now: u64) -> Option<()> {
     if exp + (LEEWAY_SECS as f64) < now as f64 {
         return None;
     }
-    if let Some(nbf) = claims.get("nbf")
-        && nbf.as_f64()? > (now + LEEWAY_SECS) as f64
-    {
+    if nbf.is_some_and(|nbf| nbf > (now + LEEWAY_SECS) as f64) {
         return None;
     }
     Some(())
