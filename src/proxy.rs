@@ -105,10 +105,9 @@ async fn run(
     let client_upgrade = ctx.upgrade.then(|| hyper::upgrade::on(&mut request));
     let (parts, incoming) = request.into_parts();
     decide(proxy, ctx, &parts)?;
-    let (body, replay) = body_phase::prepare(ctx, &parts, incoming).await?;
-    let ticket = tap(proxy, ctx, &parts, replay.as_ref());
-    let (response, served_by) =
-        fallback::forward_with_fallback(proxy, ctx, parts, body, replay).await?;
+    let body = body_phase::prepare(ctx, &parts, incoming).await?;
+    let ticket = tap(proxy, ctx, &parts);
+    let (response, served_by) = fallback::forward_with_fallback(proxy, ctx, parts, body).await?;
     respond::response(ctx, response, served_by, client_upgrade, ticket)
 }
 
@@ -154,7 +153,6 @@ fn tap(
     proxy: &Proxy,
     ctx: &RequestCtx<'_>,
     parts: &http::request::Parts,
-    body: Option<&bytes::Bytes>,
 ) -> Option<crate::shadow::ShadowTicket> {
     let decision = ctx.decision.as_ref()?;
     let shadow_side = decision.shadow?;
@@ -166,7 +164,7 @@ fn tap(
         primary_side: decision.side,
         shadow_side,
         parts,
-        body,
+        body: ctx.replay.as_ref(),
         downstream: &ctx.downstream(),
     })
 }

@@ -3,7 +3,6 @@
 //! headers are set.
 
 use http::{HeaderValue, Response, StatusCode, header};
-use hyper::body::Incoming;
 
 use super::ctx::RequestCtx;
 use crate::body::{self, Body};
@@ -11,11 +10,12 @@ use crate::error::{ProxyError, Scope};
 use crate::head::{REQUEST_ID, SHADOW_HEADER};
 use crate::rules::Side;
 use crate::shadow::ShadowTicket;
+use crate::upstream::UpstreamBody;
 
 /// The answer to forward: `response` came from `served_by`.
 pub(super) fn response(
     ctx: &RequestCtx<'_>,
-    mut response: Response<Incoming>,
+    mut response: Response<UpstreamBody>,
     served_by: Side,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     ticket: Option<ShadowTicket>,
