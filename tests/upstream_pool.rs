@@ -1,6 +1,8 @@
 //! HTTP/1.1 connections to origins: kept and reused, dropped when the origin closes them, and a
 //! request that meets a connection the origin just closed is sent again on a fresh one.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::convert::Infallible;
