@@ -139,9 +139,13 @@ fn decide<'s>(
         return Err(ProxyError::UnknownTenant);
     }
     if let Some(route) = decision.route {
+        let now = ctx
+            .now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         proxy
             .traffic
-            .record(&route.name, decision.side, decision.tenant.as_deref());
+            .record_at(&route.name, decision.side, decision.tenant.as_deref(), now);
     }
     ctx.served_side = decision.side;
     ctx.decision = Some(decision);
@@ -179,5 +183,25 @@ fn record(proxy: &Proxy, ctx: &RequestCtx<'_>, response: &Response<Body>) {
             response.status().as_u16(),
             ctx.elapsed().as_secs_f64(),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn future_size<F, Fut>(_: F) -> usize
+    where
+        F: FnOnce(Arc<Proxy>, Connection, Request<Incoming>) -> Fut,
+    {
+        std::mem::size_of::<Fut>()
+    }
+
+    /// hyper moves each request's future into place: a big one costs a big copy per request
+    /// (the rare paths — connecting, HTTP/2, upgrades — are boxed to keep it down).
+    #[test]
+    fn the_request_future_stays_small() {
+        let size = future_size(handle);
+        assert!(size <= 6 * 1024, "the request future grew to {size} bytes");
     }
 }

@@ -157,10 +157,12 @@ impl Pool {
             return Err(ProxyError::NoHealthyOrigin);
         }
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let now = self.now_ms();
+        // The clock is read only when some origin has been ejected at some point.
+        let mut now = None;
         for i in 0..n {
             let origin = &self.origins[(start + i) % n];
-            if origin.is_healthy(now) {
+            let until = origin.ejected_until_ms.load(Ordering::Relaxed);
+            if until == 0 || until <= *now.get_or_insert_with(|| self.now_ms()) {
                 return Ok(origin);
             }
         }
@@ -197,7 +199,9 @@ impl Pool {
                 } else {
                     &self.client
                 };
-                let sent = std::pin::pin!(client.request(request));
+                // hyper's pooled client: HTTP/2 and upgrades, the rarer paths; boxed so its
+                // large future does not weigh on every request's.
+                let sent = Box::pin(client.request(request));
                 match tokio::time::timeout(self.spec.timeout, sent).await {
                     Err(_) => Err(ProxyError::UpstreamTimeout),
                     Ok(Ok(response)) => Ok(response.map(UpstreamBody::Pooled)),

@@ -33,8 +33,9 @@ pub struct RequestCtx<'s> {
     pub fell_back: bool,
     /// Where the request body's guard records a client fault (stall, size, broken framing).
     pub body_fault: FaultSlot,
-    /// Time from the first upstream attempt to the response head (fallback included).
-    pub upstream_elapsed: Duration,
+    /// When the first upstream attempt started: the primary's latency a shadow comparison
+    /// reports runs from here to the answer's head (fallback included).
+    pub upstream_started: Option<Instant>,
     /// The whole request body when it was kept for a replay (fallback, shadow copy, a retry on
     /// a fresh connection); empty for a request without a body.
     pub replay: Option<Bytes>,
@@ -64,7 +65,7 @@ impl<'s> RequestCtx<'s> {
             served_side: Side::Legacy,
             fell_back: false,
             body_fault: FaultSlot::default(),
-            upstream_elapsed: Duration::ZERO,
+            upstream_started: None,
             replay: None,
             clock,
             started: clock.instant(),

@@ -66,9 +66,8 @@ pub(super) async fn forward_with_fallback(
         .clone()
         .filter(|_| may_retry(ctx))
         .map(|bytes| (parts.clone(), bytes));
-    let started = ctx.instant();
+    ctx.upstream_started = Some(ctx.instant());
     let first = forward::attempt(proxy, ctx, upstream, side, parts, body, ctx.upgrade).await;
-    ctx.upstream_elapsed = ctx.since(started);
     let Some((mut parts, bytes)) = retry.filter(|(p, _)| should_retry(&p.method, &first)) else {
         return first.map(|response| (response, side));
     };
@@ -96,6 +95,5 @@ pub(super) async fn forward_with_fallback(
         false,
     )
     .await;
-    ctx.upstream_elapsed = ctx.since(started);
     Ok((response?, Side::Legacy))
 }

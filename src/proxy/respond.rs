@@ -2,6 +2,8 @@
 //! becomes a byte tunnel, the body is teed to the shadow ticket, and the request-id and debug
 //! headers are set.
 
+use std::time::Duration;
+
 use http::{HeaderValue, Response, StatusCode, header};
 
 use super::ctx::RequestCtx;
@@ -30,7 +32,13 @@ pub(super) fn response(
     }
     let (mut head, upstream_body) = response.into_parts();
     let body = match ticket {
-        Some(ticket) => ticket.tee_primary(&head, upstream_body, ctx.upstream_elapsed, served_by),
+        Some(ticket) => {
+            // The head arrived just now; the time is only read when a comparison needs it.
+            let elapsed = ctx
+                .upstream_started
+                .map_or(Duration::ZERO, |started| ctx.since(started));
+            ticket.tee_primary(&head, upstream_body, elapsed, served_by)
+        }
         None => body::boxed(upstream_body),
     };
     head.headers.remove(SHADOW_HEADER);

@@ -174,20 +174,24 @@ impl H1Client {
         }
     }
 
-    async fn connect(&self, uri: &http::Uri) -> Result<H1Conn, H1Error> {
-        let io = self
-            .connector
-            .clone()
-            .oneshot(uri.clone())
-            .await
-            .map_err(H1Error::Connect)?;
-        let (sender, conn) = http1::Builder::new()
-            .handshake(io)
-            .await
-            .map_err(|e| H1Error::Connect(Box::new(e)))?;
-        Ok(H1Conn {
-            sender,
-            conn: Box::pin(conn),
+    /// Open a connection. The future is boxed: connecting (TCP, perhaps TLS) is the rare path,
+    /// and its large state would otherwise be carried by every request's future.
+    fn connect(
+        &self,
+        uri: &http::Uri,
+    ) -> Pin<Box<dyn Future<Output = Result<H1Conn, H1Error>> + Send + 'static>> {
+        let connector = self.connector.clone();
+        let uri = uri.clone();
+        Box::pin(async move {
+            let io = connector.oneshot(uri).await.map_err(H1Error::Connect)?;
+            let (sender, conn) = http1::Builder::new()
+                .handshake(io)
+                .await
+                .map_err(|e| H1Error::Connect(Box::new(e)))?;
+            Ok(H1Conn {
+                sender,
+                conn: Box::pin(conn),
+            })
         })
     }
 }
