@@ -95,6 +95,20 @@ impl fmt::Debug for JwtSource {
     }
 }
 
+/// Why a JWT source's key material is not usable.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum KeyError {
+    #[error("unusable HS256 secret: {0}")]
+    Secret(#[source] jsonwebtoken::errors::Error),
+    /// A problem in the JWKS document, at a 1-based position where one is known.
+    #[error("{message}")]
+    Jwks {
+        line: usize,
+        col: usize,
+        message: String,
+    },
+}
+
 /// What `iss` and `aud` must be, when configured.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Expect {
@@ -130,9 +144,8 @@ impl JwtSource {
         at: TokenAt,
         secret: &[u8],
         expect: &Expect,
-    ) -> Result<Self, String> {
-        let key =
-            DecodingKey::from_secret(secret).map_err(|e| format!("unusable HS256 secret: {e}"))?;
+    ) -> Result<Self, KeyError> {
+        let key = DecodingKey::from_secret(secret).map_err(KeyError::Secret)?;
         let key = VerifyingKey {
             kid: None,
             key,
@@ -154,17 +167,17 @@ impl JwtSource {
         at: TokenAt,
         json: &str,
         expect: &Expect,
-    ) -> Result<Self, (usize, usize, String)> {
+    ) -> Result<Self, KeyError> {
         let set: JwkSet = serde_json::from_str(json).map_err(|e| {
             // serde_json's message ends with " at line L column C"; the position has its own
             // place in the error.
             let text = e.to_string();
             let message = text.split(" at line ").next().unwrap_or(&text).to_owned();
-            (
-                e.line().max(1),
-                e.column().max(1),
-                format!("invalid JWKS: {message}"),
-            )
+            KeyError::Jwks {
+                line: e.line().max(1),
+                col: e.column().max(1),
+                message: format!("invalid JWKS: {message}"),
+            }
         })?;
         let mut keys = Vec::new();
         for jwk in &set.keys {
@@ -182,7 +195,11 @@ impl JwtSource {
             };
             let key = DecodingKey::from_jwk(jwk).map_err(|e| {
                 let kid = jwk.common.key_id.as_deref().unwrap_or("?");
-                (1, 1, format!("JWKS key {kid:?} is unusable: {e}"))
+                KeyError::Jwks {
+                    line: 1,
+                    col: 1,
+                    message: format!("JWKS key {kid:?} is unusable: {e}"),
+                }
             })?;
             keys.push(VerifyingKey {
                 kid: jwk.common.key_id.clone(),
@@ -191,7 +208,11 @@ impl JwtSource {
             });
         }
         if keys.is_empty() {
-            return Err((1, 1, "JWKS has no usable key: only RS256 (RSA) and ES256 (EC P-256) signing keys are supported".to_owned()));
+            return Err(KeyError::Jwks {
+                line: 1,
+                col: 1,
+                message: "JWKS has no usable key: only RS256 (RSA) and ES256 (EC P-256) signing keys are supported".to_owned(),
+            });
         }
         Ok(JwtSource {
             claim,
