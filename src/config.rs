@@ -257,7 +257,8 @@ impl Refs {
 
 // === section-by-section parsing ===
 
-const SECTIONS: &str = "listen, admin, tenant, upstreams, default, tenants, routes, shadow, store";
+const SECTIONS: &str =
+    "listen, admin, tenant, upstreams, default, tenants, routes, shadow, store, telemetry";
 
 fn section<T: DeserializeOwned>(value: Spanned<DeValue<'_>>, diag: &mut Diag<'_>) -> Option<T> {
     T::deserialize(ValueDeserializer::from(value))
@@ -346,6 +347,7 @@ pub(crate) fn parse_sections(text: &str, diag: &mut Diag<'_>) -> Option<file::Ra
             }
             "shadow" => raw.shadow = section(value, diag),
             "store" => raw.store = section(value, diag),
+            "telemetry" => raw.telemetry = section(value, diag),
             other => diag.at(
                 key_span,
                 format!("unknown section `{other}`, expected one of {SECTIONS}"),

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::access_log::AccessLog;
 use crate::admin::{self, AdminState};
 use crate::clock::Clock;
 use crate::config::source::Source;
@@ -126,6 +127,7 @@ impl Gateway {
             shadow,
             traffic: traffic.clone(),
             clock: clock.clone(),
+            access_log: AccessLog::start(),
         });
         let listeners = Listeners::start(&proxy, &shutdown_rx, &mut tasks).await?;
         let admin_listener = server::bind(rules.admin.listen).await?;

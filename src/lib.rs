@@ -9,6 +9,7 @@
 
 //! tenant by tenant, from a legacy monolith to new services.
 
+pub mod access_log;
 pub mod admin;
 pub mod body;
 pub mod cli;

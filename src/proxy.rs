@@ -40,6 +40,7 @@ use std::sync::Arc;
 use http::{Request, Response};
 use hyper::body::Incoming;
 
+use crate::access_log::{self, AccessLog};
 use crate::body::Body;
 use crate::clock::Clock;
 use crate::error::ProxyError;
@@ -63,6 +64,8 @@ pub struct Proxy {
     pub traffic: Arc<Traffic>,
     /// The gateway's clock.
     pub clock: Clock,
+    /// The JSON access log (written only when `[telemetry] access_log` is set).
+    pub access_log: Arc<AccessLog>,
 }
 
 /// What the server knows about the connection a request came on.
@@ -87,7 +90,10 @@ pub async fn handle(
     let mut ctx = RequestCtx::new(&snapshot, &proxy.clock, conn, &request);
     let response = match run(&proxy, &mut ctx, request).await {
         Ok(response) => response,
-        Err(error) => respond::error(&ctx, &error),
+        Err(error) => {
+            ctx.error = Some(error.kind());
+            respond::error(&ctx, &error)
+        }
     };
     let response = respond::finish(&ctx, response);
     record(&proxy, &ctx, &response);
@@ -107,6 +113,7 @@ async fn run(
     decide(proxy, ctx, &parts)?;
     let body = body_phase::prepare(ctx, &parts, incoming).await?;
     let ticket = tap(proxy, ctx, &parts);
+    ctx.shadowed = ticket.is_some();
     let (response, served_by) = fallback::forward_with_fallback(proxy, ctx, parts, body).await?;
     respond::response(ctx, response, served_by, client_upgrade, ticket)
 }
@@ -173,16 +180,40 @@ fn tap(
     })
 }
 
-/// Record: request metrics, once per request, on the route and side that answered.
+/// Record: request metrics, once per request, on the route and side that answered; and the
+/// access log line when it is on.
 fn record(proxy: &Proxy, ctx: &RequestCtx<'_>, response: &Response<Body>) {
     let side = ctx.served_side;
+    let elapsed = ctx.elapsed();
+    let status = response.status().as_u16();
     if let Some(handles) = ctx.snapshot.metrics_for(ctx.route()) {
-        handles.observe(
-            &proxy.metrics,
-            side,
-            response.status().as_u16(),
-            ctx.elapsed().as_secs_f64(),
-        );
+        handles.observe(&proxy.metrics, side, status, elapsed.as_secs_f64());
+    }
+    let telemetry = &ctx.snapshot.rules.telemetry;
+    if let (Some(target), Some((method, path))) = (&telemetry.access_log, &ctx.logged) {
+        let decision = ctx.decision.as_ref();
+        let entry = access_log::Entry {
+            ts: humantime::format_rfc3339_millis(ctx.now()).to_string(),
+            request_id: ctx.request_id.to_str().unwrap_or(""),
+            client: ctx.conn.peer.ip().to_string(),
+            method: method.as_str(),
+            host: ctx.host.as_ref().and_then(|h| h.to_str().ok()),
+            path,
+            route: ctx.route_name(),
+            side: side.as_str(),
+            reason: decision.map(|d| d.reason.as_str()),
+            upstream: decision.map(|d| d.upstream),
+            tenant: decision
+                .and_then(|d| d.tenant.as_deref())
+                .filter(|_| telemetry.access_log_tenants),
+            status,
+            duration_ms: elapsed.as_secs_f64() * 1000.0,
+            fallback: ctx.fell_back,
+            shadowed: ctx.shadowed,
+            generation: ctx.snapshot.generation,
+            error: ctx.error,
+        };
+        proxy.access_log.log(target, &entry);
     }
 }
 

@@ -225,6 +225,7 @@ pub struct RuleSet {
     pub routes: Vec<Route>,
     pub shadow: ShadowGlobal,
     pub store: StoreConfig,
+    pub telemetry: Telemetry,
     pub(crate) tenant: tenant::TenantResolver,
     pub(crate) directory: tenant::Directory,
     pub(crate) matcher: matcher::Matcher,
@@ -493,6 +494,24 @@ impl fmt::Debug for ShadowGlobal {
             )
             .finish()
     }
+}
+
+/// The `[telemetry]` table.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Telemetry {
+    /// Where the JSON access log goes; `None`: no access log (the default).
+    pub access_log: Option<Arc<AccessLogTarget>>,
+    /// Write tenant names into the access log; default false (they may identify customers).
+    pub access_log_tenants: bool,
+}
+
+/// Where access log lines are written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AccessLogTarget {
+    Stdout,
+    Stderr,
+    /// Appended to; relative paths are relative to the config file's directory.
+    File(PathBuf),
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -14,10 +14,14 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::file::{RawConfig, RawListen, RawShadowGlobal, RawStore, RawUpstream, Text};
+use super::file::{
+    RawConfig, RawListen, RawShadowGlobal, RawStore, RawTelemetry, RawUpstream, Text,
+};
 use super::units::{RawSize, parse_duration, parse_size, percent_to_bp};
 use super::{ConfigErrors, Diag, Refs, parse_sections};
-use crate::rules::{Limits, Listen, RuleSet, ShadowGlobal, StoreConfig, UpstreamSpec};
+use crate::rules::{
+    AccessLogTarget, Limits, Listen, RuleSet, ShadowGlobal, StoreConfig, Telemetry, UpstreamSpec,
+};
 
 mod admin;
 mod compare;
@@ -54,6 +58,7 @@ pub(super) fn compile(text: &str, path: &Path) -> Result<RuleSet, ConfigErrors> 
     let (routes, route_spans) = route::compile_all(&mut cx, &raw, &known, &default_upstream);
     let matcher = route::build_matcher(&mut cx, &routes, &route_spans);
     let store = store(&mut cx, raw.store.as_ref());
+    let telemetry = telemetry(&mut cx, raw.telemetry.as_ref());
     if cx.diag.has_errors() {
         return Err(cx.diag.finish());
     }
@@ -69,6 +74,7 @@ pub(super) fn compile(text: &str, path: &Path) -> Result<RuleSet, ConfigErrors> 
         routes,
         shadow,
         store,
+        telemetry,
         tenant: resolver,
         directory,
         matcher,
@@ -443,6 +449,24 @@ fn shadow_global(cx: &mut Cx<'_>, raw: Option<&RawShadowGlobal>) -> ShadowGlobal
             .redact_key_file
             .as_ref()
             .and_then(|v| cx.secret(v, "shadow.redact_key_file")),
+    }
+}
+
+fn telemetry(cx: &mut Cx<'_>, raw: Option<&RawTelemetry>) -> Telemetry {
+    let empty = RawTelemetry::default();
+    let t = raw.unwrap_or(&empty);
+    let access_log = match t.access_log.as_ref() {
+        None => None,
+        Some(v) => match v.get_ref().trim() {
+            "" | "off" => None,
+            "stdout" => Some(Arc::new(AccessLogTarget::Stdout)),
+            "stderr" => Some(Arc::new(AccessLogTarget::Stderr)),
+            path => Some(Arc::new(AccessLogTarget::File(cx.refs.resolve(path)))),
+        },
+    };
+    Telemetry {
+        access_log,
+        access_log_tenants: t.access_log_tenants.unwrap_or(false),
     }
 }
 

@@ -211,6 +211,14 @@ pub struct RawShadowGlobal {
     pub redact_key_file: Option<Text>,
 }
 
+/// The top-level `[telemetry]` table: the access log.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTelemetry {
+    pub access_log: Option<Text>,
+    pub access_log_tenants: Option<bool>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawStore {
@@ -235,6 +243,7 @@ pub struct RawConfig {
     pub routes: Vec<(std::ops::Range<usize>, Option<RawRoute>)>,
     pub shadow: Option<RawShadowGlobal>,
     pub store: Option<RawStore>,
+    pub telemetry: Option<RawTelemetry>,
     pub failed: Failed,
 }
 

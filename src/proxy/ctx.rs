@@ -25,6 +25,12 @@ pub struct RequestCtx<'s> {
     pub host: Option<HeaderValue>,
     /// An HTTP/1.1 upgrade (WebSocket) request.
     pub upgrade: bool,
+    /// Method and path, kept for the access log when it is on.
+    pub logged: Option<(http::Method, String)>,
+    /// A shadow copy of this request was queued.
+    pub shadowed: bool,
+    /// The error kind when the gateway answered itself.
+    pub error: Option<&'static str>,
     /// The decision, once made (with the tenant owned: the request head moves on).
     pub decision: Option<Decision<'s, 'static>>,
     /// The side that answers: the decided one, or legacy after a fallback.
@@ -61,6 +67,14 @@ impl<'s> RequestCtx<'s> {
             request_id: head::request_id(headers),
             host: head::client_host(request.uri(), headers),
             upgrade: head::is_upgrade(request.version(), headers),
+            logged: snapshot
+                .rules
+                .telemetry
+                .access_log
+                .as_ref()
+                .map(|_| (request.method().clone(), request.uri().path().to_owned())),
+            shadowed: false,
+            error: None,
             decision: None,
             served_side: Side::Legacy,
             fell_back: false,
