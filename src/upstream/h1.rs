@@ -36,6 +36,9 @@ use crate::body::Body;
 use crate::clock::{Clock, Instant};
 
 type Io = MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>;
+
+/// Largest read buffer of an upstream connection (also the largest response head accepted).
+const READ_BUFFER_MAX: usize = 64 * 1024;
 type Conn = http1::Connection<Io, Body>;
 
 /// Why an attempt failed.
@@ -184,7 +187,11 @@ impl H1Client {
         let uri = uri.clone();
         Box::pin(async move {
             let io = connector.oneshot(uri).await.map_err(H1Error::Connect)?;
+            // The read buffer grows with large bodies up to this, and an idle pooled connection
+            // keeps what it grew to: hyper's default (~400 KiB) over 64 idle connections held
+            // tens of MiB after a burst of large answers.
             let (sender, conn) = http1::Builder::new()
+                .max_buf_size(READ_BUFFER_MAX)
                 .handshake(io)
                 .await
                 .map_err(|e| H1Error::Connect(Box::new(e)))?;
