@@ -10,6 +10,7 @@
 //! tenant by tenant, from a legacy monolith to new services.
 
 pub mod admin;
+pub mod api;
 pub mod body;
 pub mod cli;
 pub mod client;
