@@ -12,6 +12,9 @@
 //! [`shadow`], [`sample`] and [`whatif`]; `GET /` is the dashboard ([`dashboard`]), a static
 //! page served without a token that holds no data and reads everything from this API.
 //!
+//! Every call but the shadow reads answers with a type of [`crate::api`], the contract it shares
+//! with the admin client; `contract_tests` holds the router's answers to those types.
+//!
 //! Writes (`rollout`, `reload`, `rollback`) are serialised, go through the same
 //! validate-then-swap pipeline as a hand edit of the config file (which they rewrite,
 //! keeping its comments), and are recorded in the audit log of the store before they answer.
@@ -26,6 +29,8 @@
 
 mod api;
 mod auth;
+#[cfg(test)]
+mod contract_tests;
 mod dashboard;
 mod error;
 mod rollout;

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::error::{ContextKind, ContextValue};
 use clap::{Parser, Subcommand};
 
 use crate::client::{self, AdminArgs, AuditArgs, Call, ReportArgs, RolloutArgs};
@@ -73,7 +74,7 @@ pub enum Command {
         config: PathBuf,
         /// The side the token forces: legacy or new.
         #[arg(long)]
-        side: String,
+        side: Side,
         /// How long the token is valid, e.g. 1h, 15m.
         #[arg(long, default_value = "1h")]
         ttl: String,
@@ -131,7 +132,10 @@ pub enum Command {
 
 /// Run the command line; the returned code is the process's exit status.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(error),
+    };
     match cli.command {
         Command::Run { config } => run(&config),
         Command::Check { config } => check(&config),
@@ -147,7 +151,7 @@ pub fn main() -> ExitCode {
             duration,
             quiet,
         } => crate::demo::main(config, duration, quiet),
-        Command::OverrideToken { config, side, ttl } => override_token(&config, &side, &ttl),
+        Command::OverrideToken { config, side, ttl } => override_token(&config, side, &ttl),
         Command::Status { admin } => client::main(&admin, Call::Status),
         Command::Rollout { rollout, admin } => client::main(&admin, Call::Rollout(rollout)),
         Command::Reload { reason, admin } => client::main(&admin, Call::Reload { reason }),
@@ -159,6 +163,21 @@ pub fn main() -> ExitCode {
         } => client::main(&admin, Call::Rollback { generation, reason }),
         Command::Audit { filter, admin } => client::main(&admin, Call::Audit(filter)),
         Command::Report { report, admin } => client::main(&admin, Call::Report(report)),
+    }
+}
+
+/// A side or state flag naming neither is one line, like every other failure of a command
+/// (`--side must be legacy or new, not up`); anything else is clap's own usage message.
+fn usage_error(error: clap::Error) -> ExitCode {
+    let unknown =
+        std::error::Error::source(&error).and_then(|e| e.downcast_ref::<rules::UnknownName>());
+    let flag = match error.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => arg.split_whitespace().next(),
+        _ => None,
+    };
+    match (unknown, flag) {
+        (Some(unknown), Some(flag)) => fail(format!("{flag} {unknown}")),
+        _ => error.exit(),
     }
 }
 
@@ -287,7 +306,7 @@ fn explain(
     }
 }
 
-fn override_token(config: &std::path::Path, side: &str, ttl: &str) -> ExitCode {
+fn override_token(config: &std::path::Path, side: Side, ttl: &str) -> ExitCode {
     let rules = match config::load_file(config) {
         Ok(rules) => rules,
         Err(errors) => {
@@ -297,11 +316,6 @@ fn override_token(config: &std::path::Path, side: &str, ttl: &str) -> ExitCode {
     };
     let Some(secret) = rules.admin.override_secret.as_deref() else {
         return fail("[admin] override_secret_file is not set in this config");
-    };
-    let side = match side {
-        "new" => Side::New,
-        "legacy" => Side::Legacy,
-        other => return fail(format!("--side must be legacy or new, not {other}")),
     };
     let ttl = match humantime::parse_duration(ttl) {
         Ok(d) => d,

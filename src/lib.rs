@@ -11,6 +11,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod api;
 pub mod body;
 pub mod cli;
 pub mod client;

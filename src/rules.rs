@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -82,6 +83,15 @@ impl fmt::Display for Side {
     }
 }
 
+impl FromStr for Side {
+    type Err = UnknownName;
+
+    /// [`Side::parse`], with an error that says what is accepted.
+    fn from_str(text: &str) -> Result<Side, UnknownName> {
+        Side::parse(text).ok_or_else(|| UnknownName::new(text, "legacy or new"))
+    }
+}
+
 /// A route's `state`: kill switch, rollout, or cut over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -114,6 +124,34 @@ impl RouteState {
 impl fmt::Display for RouteState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RouteState {
+    type Err = UnknownName;
+
+    /// [`RouteState::parse`], with an error that says what is accepted.
+    fn from_str(text: &str) -> Result<RouteState, UnknownName> {
+        RouteState::parse(text).ok_or_else(|| UnknownName::new(text, "legacy, rollout or new"))
+    }
+}
+
+/// A name that is not a [`Side`] or not a [`RouteState`]. Its text completes a sentence about
+/// where the name came from: `--side` + ` must be legacy or new, not up`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("must be {expected}, not {given}")]
+pub struct UnknownName {
+    pub given: String,
+    /// The accepted spellings, e.g. `legacy or new`.
+    pub expected: &'static str,
+}
+
+impl UnknownName {
+    fn new(given: &str, expected: &'static str) -> UnknownName {
+        UnknownName {
+            given: given.to_owned(),
+            expected,
+        }
     }
 }
 
@@ -196,6 +234,31 @@ pub enum StickyKey {
     Cookie(String),
 }
 
+impl StickyKey {
+    /// `tenant`, `header:<name>` or `cookie:<name>` (the config's `sticky`, as [`Display`]
+    /// writes it back); `None` for anything else.
+    ///
+    /// [`Display`]: fmt::Display
+    pub fn parse(text: &str) -> Option<StickyKey> {
+        let text = text.trim();
+        if text == "tenant" {
+            Some(StickyKey::Tenant)
+        } else if let Some(h) = text.strip_prefix("header:") {
+            HeaderName::from_bytes(h.trim().as_bytes())
+                .ok()
+                .map(StickyKey::Header)
+        } else if let Some(c) = text.strip_prefix("cookie:") {
+            let c = c.trim();
+            (!c.is_empty()
+                && c.bytes()
+                    .all(|b| b.is_ascii_graphic() && !matches!(b, b';' | b'=')))
+            .then(|| StickyKey::Cookie(c.to_owned()))
+        } else {
+            None
+        }
+    }
+}
+
 impl fmt::Display for StickyKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -203,6 +266,24 @@ impl fmt::Display for StickyKey {
             StickyKey::Header(name) => write!(f, "header:{name}"),
             StickyKey::Cookie(name) => write!(f, "cookie:{name}"),
         }
+    }
+}
+
+/// As its text: `"tenant"`, `"header:x-user"`, `"cookie:sid"`.
+impl serde::Serialize for StickyKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for StickyKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<StickyKey, D::Error> {
+        let text = <String as serde::Deserialize>::deserialize(deserializer)?;
+        StickyKey::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "sticky must be \"tenant\", \"header:<name>\" or \"cookie:<name>\", not {text:?}"
+            ))
+        })
     }
 }
 

@@ -64,7 +64,7 @@ struct TenantHit {
 }
 
 /// Requests per side over one window.
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SideCounts {
     pub legacy: u64,
     pub new: u64,
@@ -73,7 +73,7 @@ pub struct SideCounts {
 }
 
 /// Requests per side over the last 1, 15 and 60 minutes (the current minute included).
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Windows {
     #[serde(rename = "1m")]
     pub m1: SideCounts,
@@ -84,7 +84,7 @@ pub struct Windows {
 }
 
 /// One of a route's busiest tenants over the last 30–60 minutes (estimates, see `error`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TenantTraffic {
     pub tenant: String,
     /// Requests counted; over-estimates by at most `error`.

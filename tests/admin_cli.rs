@@ -147,6 +147,39 @@ async fn the_binary_rolls_out_audits_and_fails_in_one_line() {
 }
 
 #[tokio::test]
+async fn side_and_state_flags_take_the_api_spellings_and_fail_in_one_line() {
+    // Refused while parsing the command line: the closed port is never called.
+    let admin = ["--admin", "http://127.0.0.1:1"];
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["rollout", "cards", "--tenant", "acme", "--side", "up"],
+            "switchyard: --side must be legacy or new, not up\n",
+        ),
+        (
+            &["rollout", "cards", "--state", "off"],
+            "switchyard: --state must be legacy, rollout or new, not off\n",
+        ),
+        (
+            &["override-token", "--config", "gw.toml", "--side", "New"],
+            "switchyard: --side must be legacy or new, not New\n",
+        ),
+    ];
+    for (args, line) in cases {
+        let args = if args[0] == "rollout" {
+            [args, &admin[..]].concat()
+        } else {
+            args.to_vec()
+        };
+        let (code, out, err) = cli(&args, Some(WRITE)).await;
+        assert_eq!(
+            (code, out.as_str(), err.as_str()),
+            (1, "", line),
+            "{args:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn the_client_library_rewrites_the_file_keeping_comments() {
     let (gw, _l, _n) = admin_gateway("", "").await;
     let client =

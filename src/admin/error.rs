@@ -1,10 +1,12 @@
 //! The one table from an admin API failure to its answer: status code and JSON body
-//! `{error, kind, status}` (plus `errors` with every config error for a rejected change).
+//! [`ErrorBody`] `{error, kind, status}` (plus `errors` with every config error for a rejected
+//! change).
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::api::{ErrorBody, ErrorKind};
 use crate::config::edit::EditError;
 use crate::live::ReloadError;
 use crate::snapshot::BuildError;
@@ -74,19 +76,34 @@ impl ApiError {
         }
     }
 
-    /// Short machine-readable kind for the JSON body.
-    pub fn kind(&self) -> &'static str {
+    /// The machine-readable kind of the JSON body.
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            ApiError::Unauthorized(_) => "unauthorized",
-            ApiError::Forbidden { .. } => "forbidden",
-            ApiError::BodyTooLarge { .. } => "body_too_large",
-            ApiError::BadRequest(_) => "bad_request",
-            ApiError::NotFound(_) => "not_found",
-            ApiError::Invalid(_) => "invalid_config",
-            ApiError::Conflict => "conflict",
-            ApiError::StoreUnavailable | ApiError::ShadowStoreUnavailable => "store_unavailable",
-            ApiError::AuditFailed { .. } => "audit_failed",
-            ApiError::Internal(_) => "internal",
+            ApiError::Unauthorized(_) => ErrorKind::Unauthorized,
+            ApiError::Forbidden { .. } => ErrorKind::Forbidden,
+            ApiError::BodyTooLarge { .. } => ErrorKind::BodyTooLarge,
+            ApiError::BadRequest(_) => ErrorKind::BadRequest,
+            ApiError::NotFound(_) => ErrorKind::NotFound,
+            ApiError::Invalid(_) => ErrorKind::InvalidConfig,
+            ApiError::Conflict => ErrorKind::Conflict,
+            ApiError::StoreUnavailable | ApiError::ShadowStoreUnavailable => {
+                ErrorKind::StoreUnavailable
+            }
+            ApiError::AuditFailed { .. } => ErrorKind::AuditFailed,
+            ApiError::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// The JSON body the caller receives.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: self.to_string(),
+            kind: self.kind(),
+            status: self.status().as_u16(),
+            errors: match self {
+                ApiError::Invalid(errors) => Some(errors.clone()),
+                _ => None,
+            },
         }
     }
 }
@@ -134,15 +151,7 @@ impl From<crate::store::StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let mut body = serde_json::json!({
-            "error": self.to_string(),
-            "kind": self.kind(),
-            "status": status.as_u16(),
-        });
-        if let ApiError::Invalid(errors) = &self {
-            body["errors"] = serde_json::json!(errors);
-        }
-        let mut response = (status, Json(body)).into_response();
+        let mut response = (status, Json(self.body())).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -389,22 +389,7 @@ fn cohorts(cx: &mut Cx<'_>, r: &RawRoute, known: &Known<'_>) -> Vec<BTreeMap<Str
 }
 
 fn sticky(cx: &mut Cx<'_>, v: &Text) -> Option<StickyKey> {
-    let text = v.get_ref().trim();
-    let key = if text == "tenant" {
-        Some(StickyKey::Tenant)
-    } else if let Some(h) = text.strip_prefix("header:") {
-        HeaderName::from_bytes(h.trim().as_bytes())
-            .ok()
-            .map(StickyKey::Header)
-    } else if let Some(c) = text.strip_prefix("cookie:") {
-        let c = c.trim();
-        (!c.is_empty()
-            && c.bytes()
-                .all(|b| b.is_ascii_graphic() && !matches!(b, b';' | b'=')))
-        .then(|| StickyKey::Cookie(c.to_owned()))
-    } else {
-        None
-    };
+    let key = StickyKey::parse(v.get_ref());
     if key.is_none() {
         cx.diag.at(
             v.span(),
