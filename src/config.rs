@@ -23,6 +23,7 @@ use crate::rules::RuleSet;
 mod compile;
 pub mod edit;
 pub(crate) mod file;
+pub mod schema;
 pub(crate) mod units;
 
 /// One problem, at a 1-based position of a file.
