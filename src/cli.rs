@@ -1,6 +1,6 @@
 //! The command line: `run`, `check`, `explain`, `demo`, `override-token`, and the admin
 //! client commands that talk to a running gateway (`status`, `rollout`, `reload`, `history`,
-//! `rollback`, `audit`, `report`; see [`crate::client`]).
+//! `rollback`, `audit`, `report`; see [`crate::client`]), and `config schema`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -128,6 +128,18 @@ pub enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// Tools for the config file itself.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+/// `switchyard config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the JSON Schema of the config file, for editors (see docs/config.md).
+    Schema,
 }
 
 /// Run the command line; the returned code is the process's exit status.
@@ -163,6 +175,12 @@ pub fn main() -> ExitCode {
         } => client::main(&admin, Call::Rollback { generation, reason }),
         Command::Audit { filter, admin } => client::main(&admin, Call::Audit(filter)),
         Command::Report { report, admin } => client::main(&admin, Call::Report(report)),
+        Command::Config {
+            command: ConfigCommand::Schema,
+        } => {
+            print!("{}", config::schema::json_schema_text());
+            ExitCode::SUCCESS
+        }
     }
 }
 

@@ -23,6 +23,7 @@ use crate::rules::RuleSet;
 mod compile;
 pub mod edit;
 pub(crate) mod file;
+pub mod schema;
 pub mod source;
 pub(crate) mod units;
 

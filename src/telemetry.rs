@@ -1,4 +1,4 @@
-//! Logs (tracing) and metrics (Prometheus text format, names from SPEC.md).
+//! Logs (tracing) and metrics (Prometheus text format; every metric is in docs/metrics.md).
 //!
 //! No metric carries a tenant label: tenants are unbounded, and a label per tenant would
 //! explode the series count of every scraper.

@@ -66,7 +66,9 @@ pub const MAX_PATTERNS: usize = 1024;
 pub const DEFAULT_MAX_DECODED: usize = crate::compare::decode::DEFAULT_LIMIT;
 
 /// How status codes are compared.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum StatusMode {
     /// `200` equals only `200`.
@@ -76,24 +78,38 @@ pub enum StatusMode {
     Class,
 }
 
-/// The `compare` table of a route, as written in the config file.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+/// The `compare` table of a route, as written in the config file. The field docs are the
+/// descriptions of `docs/config.md` and of the config's JSON Schema.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompareConfig {
+    /// JSON Pointers (with `*` wildcards) whose node and everything below it are not compared,
+    /// and `header:<name>` entries for headers not compared.
     #[serde(default)]
     pub ignore: Vec<String>,
+    /// JSON Pointers of arrays compared as multisets (order ignored).
     #[serde(default)]
     pub unordered: Vec<String>,
+    /// Arrays matched element by element on a key: `{ "/items" = "id" }`, or a relative
+    /// pointer inside the element (`"/ref/id"`).
     #[serde(default)]
     pub keyed: BTreeMap<String, String>,
+    /// JSON Pointers and `header:<name>` entries whose values are replaced by a keyed digest
+    /// before they are rendered or stored (equal values still compare equal).
     #[serde(default)]
     pub redact: Vec<String>,
+    /// Fields, headers and unordered elements only the shadow side has are not differences.
     #[serde(default)]
     pub subset: bool,
+    /// Absolute tolerance for numbers: values at most this far apart are equal. Default: exact
+    /// (`1` equals `1.0`).
     #[serde(default)]
     pub tolerance: Option<f64>,
+    /// Headers compared in addition to the default set (content-type, cache-control,
+    /// location, vary, the CORS headers, …).
     #[serde(default)]
     pub headers: Vec<String>,
+    /// `"exact"`: 200 equals only 200; `"class"`: only the class (2xx, 4xx, …) must agree.
     #[serde(default)]
     pub status: StatusMode,
 }
