@@ -33,7 +33,7 @@ use crate::live::Snapshot;
 use crate::proxy::body::{self, Body, Capture, Tee};
 use crate::proxy::forward::{self, Downstream};
 use crate::rules::{Route, RuleSet, ShadowPolicy, Side};
-use crate::store::{Outcome, ShadowResult, StoreWriter};
+use crate::store::{Outcome, ShadowResult, SkipReason, StoreWriter};
 use crate::telemetry::Metrics;
 use compare::{CompareConfig, CompareRules};
 use noise::{NoiseModel, NoiseVerdict};
@@ -93,11 +93,13 @@ impl RouteCompare {
 
 /// Skip reasons (the `reason` label of `switchyard_shadow_skipped_total`).
 pub mod skip {
-    pub const BODY_TOO_LARGE: &str = "body_too_large";
-    pub const QUEUE_FULL: &str = "queue_full";
-    pub const RATE_LIMITED: &str = "rate_limited";
-    pub const DISABLED: &str = "disabled";
-    pub const PRIMARY_INCOMPLETE: &str = "primary_incomplete";
+    use crate::store::SkipReason;
+
+    pub const BODY_TOO_LARGE: SkipReason = SkipReason::BodyTooLarge;
+    pub const QUEUE_FULL: SkipReason = SkipReason::QueueFull;
+    pub const RATE_LIMITED: SkipReason = SkipReason::RateLimited;
+    pub const DISABLED: SkipReason = SkipReason::Disabled;
+    pub const PRIMARY_INCOMPLETE: SkipReason = SkipReason::PrimaryIncomplete;
 }
 
 /// Skipped comparisons written to the store per second, at most. Under overload nearly every
@@ -123,9 +125,9 @@ fn record_skip(
     route: &str,
     tenant: Option<&str>,
     primary_side: Side,
-    reason: &'static str,
+    reason: SkipReason,
 ) {
-    metrics.shadow_skip(route, reason);
+    metrics.shadow_skip(route, reason.as_str());
     if let Some(writer) = writer
         && skip_budget()
     {
@@ -133,9 +135,9 @@ fn record_skip(
             at_ms: crate::util::now_ms(),
             route: route.to_string(),
             tenant: tenant.map(str::to_string),
-            primary_side: primary_side.as_str().to_string(),
+            primary_side,
             outcome: Outcome::Skipped,
-            skip_reason: Some(reason.to_string()),
+            skip_reason: Some(reason),
             error: None,
             primary_ms: None,
             shadow_ms: None,
@@ -201,7 +203,10 @@ impl Shadower {
         writer: Option<StoreWriter>,
     ) -> Arc<Shadower> {
         let (queue, rx) = mpsc::channel(snapshot.rules.shadow.queue.max(1));
-        let noise = Arc::new(NoiseModel::default());
+        let noise = Arc::new(NoiseModel::with_window(
+            noise::DEFAULT_MAX_KEYS,
+            snapshot.rules.shadow.noise_window,
+        ));
         let in_flight = Arc::new(Semaphore::new(snapshot.rules.shadow.max_in_flight.max(1)));
         let pending = Arc::new(AtomicUsize::new(0));
         let worker = tokio::spawn(worker::dispatch(

@@ -194,6 +194,7 @@ pub struct RawShadowGlobal {
     pub queue: Option<Spanned<i64>>,
     pub max_in_flight: Option<Spanned<i64>>,
     pub redact_key_file: Option<Text>,
+    pub noise_window: Option<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]
