@@ -8,9 +8,10 @@
 //!    names case-insensitive, values normalised where the header's grammar allows (media type
 //!    parameters, comma lists in any order); `date`, `server` and hop-by-hop headers never;
 //! 3. **the body**, after `Content-Encoding` is decoded (bounded, see [`decode`]):
-//!    JSON structurally when a side's content type says JSON and both sides parse, other text
-//!    line by line, anything else by SHA-256 digest. When both sides claim JSON and only one
-//!    parses, that is one `body` difference.
+//!    JSON structurally when a side's content type says JSON and both sides parse — or, whatever
+//!    the content types, when both bodies are a JSON object or array (sniffed; see
+//!    [`body_mode`]) —, other text line by line, anything else by SHA-256 digest. When both
+//!    sides claim JSON and only one parses, that is one `body` difference.
 //!
 //! JSON differences carry a [`Kind`], the exact RFC 6901 pointer and the pointer with array
 //! indices collapsed (`/items/*/price`, for aggregation):
@@ -42,7 +43,7 @@
 //! strings from the body (see `tape` and `parse`): it reads the same documents and the same
 //! numbers as serde_json, allows nesting up to [`MAX_NESTING`], and costs a fraction of
 //! building a `serde_json::Value`. A key repeated within one object is compared occurrence by
-//! occurrence. A body without a content type is text (or binary if not UTF-8).
+//! occurrence. A body without a content type that is not JSON is text (or binary if not UTF-8).
 //! `benches/diff.rs` measures a 100 KiB pair, parsing included.
 
 mod arrays;
@@ -71,6 +72,7 @@ use bytes::Bytes;
 use http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
+pub use body::{BodyMode, body_mode};
 pub use redact::{
     CREDENTIAL_HEADERS, REDACTED_HEADER, redact_header_map, redact_headers, redact_headers_with,
     redact_json,

@@ -43,8 +43,10 @@ pub const SHADOW_HEADER: HeaderName = HeaderName::from_static("x-switchyard-shad
 
 // === sides, states, reasons ===
 
-/// Which side serves a request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+/// Which side serves a request (ordered legacy first, as reports list them).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Side {
     Legacy,
@@ -561,6 +563,8 @@ pub struct ShadowGlobal {
     pub max_in_flight: usize,
     /// Content of `redact_key_file`: key for digests that replace redacted values.
     pub redact_key: Option<Vec<u8>>,
+    /// Span of the evidence learned noise is decided on; default 24 h.
+    pub noise_window: Duration,
 }
 
 impl fmt::Debug for ShadowGlobal {
@@ -569,6 +573,7 @@ impl fmt::Debug for ShadowGlobal {
             .field("enabled", &self.enabled)
             .field("queue", &self.queue)
             .field("max_in_flight", &self.max_in_flight)
+            .field("noise_window", &self.noise_window)
             .field(
                 "redact_key",
                 &self.redact_key.as_ref().map(|_| "<redacted>"),

@@ -32,18 +32,20 @@ use crate::clock::Clock;
 use crate::head::{self, Downstream};
 use crate::rules::{Route, RuleSet, Side};
 use crate::snapshot::Snapshot;
-use crate::store::{Outcome, ShadowResult, StoreWriter};
+use crate::store::{Outcome, ShadowResult, SkipReason, StoreWriter};
 use crate::telemetry::Metrics;
 use crate::upstream::UpstreamBody;
 use noise::{NoiseModel, NoiseVerdict};
 
 /// Skip reasons (the `reason` label of `switchyard_shadow_skipped_total`).
 pub mod skip {
-    pub const BODY_TOO_LARGE: &str = "body_too_large";
-    pub const QUEUE_FULL: &str = "queue_full";
-    pub const RATE_LIMITED: &str = "rate_limited";
-    pub const DISABLED: &str = "disabled";
-    pub const PRIMARY_INCOMPLETE: &str = "primary_incomplete";
+    use crate::store::SkipReason;
+
+    pub const BODY_TOO_LARGE: SkipReason = SkipReason::BodyTooLarge;
+    pub const QUEUE_FULL: SkipReason = SkipReason::QueueFull;
+    pub const RATE_LIMITED: SkipReason = SkipReason::RateLimited;
+    pub const DISABLED: SkipReason = SkipReason::Disabled;
+    pub const PRIMARY_INCOMPLETE: SkipReason = SkipReason::PrimaryIncomplete;
 }
 
 /// Skipped comparisons written to the store per second, at most. Under overload nearly every
@@ -98,7 +100,7 @@ impl SkipSink {
         route: &str,
         tenant: Option<&str>,
         primary_side: Side,
-        reason: &'static str,
+        reason: SkipReason,
     ) {
         record_skip(self, route, tenant, primary_side, reason)
     }
@@ -109,9 +111,9 @@ fn record_skip(
     route: &str,
     tenant: Option<&str>,
     primary_side: Side,
-    reason: &'static str,
+    reason: SkipReason,
 ) {
-    sink.metrics.shadow_skip(route, reason);
+    sink.metrics.shadow_skip(route, reason.as_str());
     let now_ms = sink.clock.now_ms();
     if let Some(writer) = &sink.writer
         && sink.budget.take(
@@ -123,9 +125,9 @@ fn record_skip(
             at_ms: now_ms,
             route: route.to_string(),
             tenant: tenant.map(str::to_string),
-            primary_side: primary_side.as_str().to_string(),
+            primary_side,
             outcome: Outcome::Skipped,
-            skip_reason: Some(reason.to_string()),
+            skip_reason: Some(reason),
             error: None,
             primary_ms: None,
             shadow_ms: None,
@@ -209,7 +211,10 @@ impl Shadower {
         clock: Clock,
     ) -> Arc<Shadower> {
         let (queue, rx) = mpsc::channel(rules.shadow.queue.max(1));
-        let noise = Arc::new(NoiseModel::default());
+        let noise = Arc::new(NoiseModel::with_window(
+            noise::DEFAULT_MAX_KEYS,
+            rules.shadow.noise_window,
+        ));
         let in_flight = Arc::new(Semaphore::new(rules.shadow.max_in_flight.max(1)));
         let pending = Arc::new(AtomicUsize::new(0));
         let skips = SkipSink {

@@ -24,6 +24,8 @@
 
 mod audit;
 mod batch;
+mod classify;
+mod diffsets;
 mod histogram;
 mod history;
 mod report;
@@ -47,17 +49,18 @@ use sqlx::AnyPool;
 
 pub use audit::{AuditEntry, AuditFilter};
 pub use batch::BatchStats;
+pub use classify::PathRules;
 pub use histogram::{BIN_COUNT, LatencyHistogram, bin_bounds_ms, bin_index};
 pub use history::{GENERATIONS_KEPT, GenerationRecord, GenerationSummary};
 pub use report::{
-    Counts, DiffPath, LatencySummary, NoiseFlag, Parity, PathCounts, Report, ReportFilter,
-    ReportPolicy, RouteReport, ScopeReport, TenantReport, Verdict,
+    Counts, DEFAULT_NOISE_WINDOW_MS, DiffPath, LatencySummary, NoiseFlag, Parity, PathCounts,
+    Report, ReportFilter, ReportPolicy, RouteReport, ScopeReport, TenantReport, Verdict,
 };
 pub use retention::RetainStats;
 pub use samples::{DEFAULT_RESERVOIR_K, StoredSample};
 pub use shadow::{
     BUCKET_MS, DiffRecord, Outcome, SampleHeaders, SamplePair, SampleResponse, SelfCheck,
-    ShadowResult, bucket_floor, scrub_headers,
+    ShadowResult, SkipReason, bucket_floor, scrub_headers,
 };
 pub use stats::{Z95, wilson_interval};
 pub use timeline::{RouteTimeline, TimelinePoint};

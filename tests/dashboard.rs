@@ -54,7 +54,7 @@ fn history(now_ms: i64) -> Vec<ShadowResult> {
                 at_ms: at_ms + i,
                 route: "cards".into(),
                 tenant: Some("acme".into()),
-                primary_side: "legacy".into(),
+                primary_side: switchyard::rules::Side::Legacy,
                 outcome: if mismatch {
                     Outcome::Mismatch
                 } else {

@@ -4,6 +4,8 @@
 //! - JSON when either side's content type says JSON (`application/json`, `*/*+json`,
 //!   `text/json`) and both parse; when both claim JSON and one does not parse, one `body`
 //!   difference. When neither parses, they are compared as text.
+//! - JSON too, whatever the content types, when both bodies start like a JSON object or array
+//!   and both parse (*sniffed*; [`body_mode`] tells which way a pair was compared).
 //! - Text (`text/*`, XML, JavaScript, form data, YAML, NDJSON…, or no content type at all with
 //!   a UTF-8 body) line by line with `similar`: one `text` difference summarising the first
 //!   differing line on each side and how many lines differ. Text that is not UTF-8 is binary.
@@ -17,10 +19,12 @@ use std::time::Duration;
 
 use http::HeaderMap;
 use http::header::CONTENT_TYPE;
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use similar::{Algorithm, DiffOp, TextDiff};
 
 use super::parse::parse;
+use super::tape::Tape;
 use super::{Captured, CompareRules, Kind, Sink, json};
 use crate::compare::decode::decode_with_limit;
 
@@ -77,36 +81,142 @@ pub(crate) fn compare_body(
     if a == b {
         return Continue(());
     }
-    let (ca, cb) = (class_of(&p.headers, &a), class_of(&s.headers, &b));
-    if ca == Class::Json || cb == Class::Json {
-        match (parse(&a), parse(&b)) {
-            (Ok(va), Ok(vb)) => return json::diff_tapes(&va, &vb, rules, sink),
+    match plan(&p.headers, &s.headers, &a, &b) {
+        Plan::Json { a, b, .. } => json::diff_tapes(&a, &b, rules, sink),
+        Plan::InvalidJson { primary, shadow } => {
+            sink.push_at(Kind::Body, "body", Some(primary), Some(shadow))
+        }
+        Plan::Text(ta, tb) => compare_text(ta, tb, sink),
+        Plan::Binary => sink.push_at(Kind::Binary, "body", Some(digest(&a)), Some(digest(&b))),
+    }
+}
+
+/// How the bodies of a pair were compared (for the sample view).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BodyMode {
+    /// Byte-equal after decoding: nothing to compare.
+    Equal,
+    /// Structurally, as a content type says.
+    Json,
+    /// Structurally although neither content type says JSON: both bodies parse as a JSON
+    /// object or array.
+    JsonSniffed,
+    /// A content type says JSON and one body does not parse: one `body` difference.
+    InvalidJson,
+    /// Line by line.
+    Text,
+    /// By digest.
+    Binary,
+    /// Cut at `max_body`, or not decodable: compared as received.
+    AsReceived,
+}
+
+// === impl BodyMode ===
+
+impl BodyMode {
+    /// A short phrase for people: `compared as JSON (sniffed)`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            BodyMode::Equal => "bodies are byte-equal",
+            BodyMode::Json => "compared as JSON",
+            BodyMode::JsonSniffed => {
+                "compared as JSON (sniffed: no JSON content type, both bodies parse)"
+            }
+            BodyMode::InvalidJson => "JSON expected, one body does not parse",
+            BodyMode::Text => "compared as text, line by line",
+            BodyMode::Binary => "compared as binary, by digest",
+            BodyMode::AsReceived => "compared as received (cut at max_body or not decodable)",
+        }
+    }
+}
+
+/// How [`compare_body`] compares the bodies of `p` and `s`.
+pub fn body_mode(p: &Captured, s: &Captured, rules: &CompareRules) -> BodyMode {
+    if p.truncated || s.truncated {
+        return BodyMode::AsReceived;
+    }
+    let decoded = |c: &Captured| {
+        decode_with_limit(&c.headers, &c.body, rules.max_decoded)
+            .map(|d| d.unwrap_or_else(|| c.body.clone()))
+    };
+    let (Ok(a), Ok(b)) = (decoded(p), decoded(s)) else {
+        return BodyMode::AsReceived;
+    };
+    if a == b {
+        return BodyMode::Equal;
+    }
+    match plan(&p.headers, &s.headers, &a, &b) {
+        Plan::Json { sniffed: false, .. } => BodyMode::Json,
+        Plan::Json { sniffed: true, .. } => BodyMode::JsonSniffed,
+        Plan::InvalidJson { .. } => BodyMode::InvalidJson,
+        Plan::Text(..) => BodyMode::Text,
+        Plan::Binary => BodyMode::Binary,
+    }
+}
+
+/// What to do with two decoded bodies that differ.
+enum Plan<'a> {
+    Json {
+        a: Tape<'a>,
+        b: Tape<'a>,
+        sniffed: bool,
+    },
+    InvalidJson {
+        primary: String,
+        shadow: String,
+    },
+    Text(&'a str, &'a str),
+    Binary,
+}
+
+/// JSON when a content type says so and both parse; else JSON when both bodies *look* like a
+/// JSON object or array and parse (a service that sends JSON as `text/plain` or with no
+/// content type still gets a structural comparison — the bodies are already bounded by
+/// `max_body` and the decode limit, and a parse fails fast on text); else text or binary.
+fn plan<'a>(ha: &HeaderMap, hb: &HeaderMap, a: &'a [u8], b: &'a [u8]) -> Plan<'a> {
+    let (ca, cb) = (class_of(ha, a), class_of(hb, b));
+    let declared = ca == Class::Json || cb == Class::Json;
+    if declared || (looks_like_json(a) && looks_like_json(b)) {
+        match (parse(a), parse(b)) {
+            (Ok(a), Ok(b)) => {
+                return Plan::Json {
+                    a,
+                    b,
+                    sniffed: !declared,
+                };
+            }
             (Err(e), Ok(_)) if ca == Class::Json && cb == Class::Json => {
-                return sink.push_at(
-                    Kind::Body,
-                    "body",
-                    Some(format!("invalid JSON: {e}")),
-                    Some("valid JSON".into()),
-                );
+                return Plan::InvalidJson {
+                    primary: format!("invalid JSON: {e}"),
+                    shadow: "valid JSON".into(),
+                };
             }
             (Ok(_), Err(e)) if ca == Class::Json && cb == Class::Json => {
-                return sink.push_at(
-                    Kind::Body,
-                    "body",
-                    Some("valid JSON".into()),
-                    Some(format!("invalid JSON: {e}")),
-                );
+                return Plan::InvalidJson {
+                    primary: "valid JSON".into(),
+                    shadow: format!("invalid JSON: {e}"),
+                };
             }
             _ => {}
         }
     }
     if ca != Class::Binary
         && cb != Class::Binary
-        && let (Ok(ta), Ok(tb)) = (std::str::from_utf8(&a), std::str::from_utf8(&b))
+        && let (Ok(ta), Ok(tb)) = (std::str::from_utf8(a), std::str::from_utf8(b))
     {
-        return compare_text(ta, tb, sink);
+        return Plan::Text(ta, tb);
     }
-    sink.push_at(Kind::Binary, "body", Some(digest(&a)), Some(digest(&b)))
+    Plan::Binary
+}
+
+/// A body starting (after whitespace) with `{` or `[`: worth trying as JSON. Bare scalars
+/// (`42`, `"ok"`, `true`) parse as JSON too but are better compared as text.
+fn looks_like_json(body: &[u8]) -> bool {
+    matches!(
+        body.iter().find(|c| !c.is_ascii_whitespace()),
+        Some(b'{' | b'[')
+    )
 }
 
 fn class_of(headers: &HeaderMap, body: &[u8]) -> Class {

@@ -240,6 +240,41 @@ impl PatternSet {
     }
 }
 
+impl PatternSet {
+    /// Whether an `ignore` pattern covers every node a difference pattern (`/items/*/price`,
+    /// as rendered by [`render_pattern`]) can stand for. Its `*` segments are array positions,
+    /// so only a `*` in an ignore pattern covers them: `/items/0/price` ignores one element,
+    /// not the pattern.
+    pub(crate) fn ignores(&self, pattern: &str) -> bool {
+        let Some(rest) = pattern.strip_prefix('/') else {
+            return false;
+        };
+        let mut arena = Vec::new();
+        let mut frame = self.root(&mut arena);
+        for (depth, raw) in rest.split('/').enumerate() {
+            if frame.is_empty() {
+                return false;
+            }
+            let key;
+            let step = if raw == "*" {
+                Step::AnyIndex
+            } else {
+                let Some(k) = unescape(raw) else {
+                    return false;
+                };
+                key = k;
+                Step::Key(&key)
+            };
+            let (next, flags) = self.step(&mut arena, frame, depth, step);
+            if flags.ignored {
+                return true;
+            }
+            frame = next;
+        }
+        false
+    }
+}
+
 impl Frame {
     /// True when no pattern can match anything below this node.
     #[inline]
@@ -345,6 +380,37 @@ mod tests {
         assert_eq!(render_pointer(&path), "/items/3/a~1b~0c");
         assert_eq!(render_pattern(&path), "/items/*/a~1b~0c");
         assert_eq!(render_pointer(&[]), "");
+    }
+
+    #[test]
+    fn ignore_coverage_of_difference_patterns() {
+        let mut set = PatternSet::default();
+        set.push(parse_pointer("/meta").unwrap(), Role::Ignore);
+        set.push(parse_pointer("/items/*/at").unwrap(), Role::Ignore);
+        set.push(parse_pointer("/rows/0/x").unwrap(), Role::Ignore);
+        set.push(parse_pointer("/a~1b").unwrap(), Role::Ignore);
+        set.push(parse_pointer("/owner").unwrap(), Role::Redact);
+        for covered in [
+            "/meta",
+            "/meta/request_id",
+            "/items/*/at",
+            "/items/*/at/ms",
+            "/a~1b",
+        ] {
+            assert!(set.ignores(covered), "{covered}");
+        }
+        for kept in [
+            "",
+            "/items/*/price",
+            "/items",
+            "/rows/*/x",
+            "/owner/email",
+            "/metadata",
+            "header:date",
+            "/a~2",
+        ] {
+            assert!(!set.ignores(kept), "{kept}");
+        }
     }
 
     #[test]

@@ -214,6 +214,24 @@ impl CompareRules {
         &self.config
     }
 
+    /// Whether these rules would still report a stored difference of `kind` at `pattern`
+    /// (`/items/*/price`, `header:etag`, `status`, `body`): false when an `ignore` entry covers
+    /// the pattern, when the header is no longer compared, or for an `extra` field under
+    /// `subset`. What only the bodies can tell (a new `unordered` or `keyed` array, a
+    /// `tolerance`) is not known from a pattern, so such differences still count.
+    pub fn reports(&self, pattern: &str, kind: &str) -> bool {
+        if let Some(name) = pattern.strip_prefix("header:") {
+            return self
+                .headers
+                .iter()
+                .any(|h| h.as_str().eq_ignore_ascii_case(name.trim()));
+        }
+        if self.subset && kind == super::Kind::Extra.as_str() {
+            return false;
+        }
+        !self.patterns.ignores(pattern)
+    }
+
     /// The headers compared, lower case and sorted.
     pub fn compared_headers(&self) -> impl Iterator<Item = &str> {
         self.headers.iter().map(HeaderName::as_str)
@@ -465,6 +483,33 @@ mod tests {
         assert_eq!(empty, CompareConfig::default());
         assert!(toml::from_str::<CompareConfig>("ignored = []").is_err());
         assert!(toml::from_str::<CompareConfig>("status = \"fuzzy\"").is_err());
+    }
+
+    #[test]
+    fn stored_differences_are_judged_by_the_current_rules() {
+        let c = cfg(|c| {
+            c.ignore = vec!["/meta".into(), "header:cache-control".into()];
+            c.subset = true;
+        });
+        let rules = CompareRules::compile(&c).unwrap();
+        assert!(!rules.reports("/meta/request_id", "value"));
+        assert!(rules.reports("/price", "value"));
+        assert!(
+            !rules.reports("/new_field", "extra"),
+            "subset allows extras"
+        );
+        assert!(rules.reports("/old_field", "missing"));
+        assert!(!rules.reports("header:cache-control", "header"));
+        assert!(rules.reports("header:Content-Type", "header"));
+        assert!(
+            !rules.reports("header:x-request-id", "header"),
+            "not compared"
+        );
+        assert!(rules.reports("status", "status"));
+        assert!(rules.reports("body", "text"));
+        let plain = CompareRules::default();
+        assert!(plain.reports("/new_field", "extra"));
+        assert!(plain.reports("/meta/request_id", "value"));
     }
 
     #[test]

@@ -287,6 +287,42 @@ fn json_is_structural_whatever_the_formatting_and_suffix() {
     );
 }
 
+#[test]
+fn json_without_a_json_content_type_is_sniffed() {
+    use crate::compare::{BodyMode, body_mode};
+    let rules = CompareRules::default();
+    // No content type at all, or text/plain, or octet-stream: JSON bodies compare as JSON.
+    for ct in [None, Some("text/plain"), Some("application/octet-stream")] {
+        let headers: Vec<(&str, &str)> = ct.map(|c| ("content-type", c)).into_iter().collect();
+        let a = captured(200, &headers, "{\"id\":1,\"at\":\"x\",\"tags\":[1,2]}");
+        let b = captured(
+            200,
+            &headers,
+            "{ \"tags\": [1, 2.0], \"at\": \"y\", \"id\": 1 }",
+        );
+        let d = diff(&a, &b, &rules);
+        assert_eq!(kinds(&d), [(Kind::Value, "/at")], "{ct:?}");
+        assert_eq!(body_mode(&a, &b, &rules), BodyMode::JsonSniffed, "{ct:?}");
+    }
+    // Declared JSON is not "sniffed"; equal bodies are not compared at all.
+    let a = json_resp(&json!({"a": 1}));
+    let b = json_resp(&json!({"a": 2}));
+    assert_eq!(body_mode(&a, &b, &rules), BodyMode::Json);
+    assert_eq!(body_mode(&a, &a.clone(), &rules), BodyMode::Equal);
+    // Only one side parses, or a bare scalar: text, as before.
+    let c = captured(200, &[], "{\"a\": 1}");
+    let e = captured(200, &[], "{\"a\": 1");
+    assert_eq!(kinds(&diff(&c, &e, &rules)), [(Kind::Text, "body")]);
+    assert_eq!(body_mode(&c, &e, &rules), BodyMode::Text);
+    let n1 = captured(200, &[], "42");
+    let n2 = captured(200, &[], "42.0");
+    assert_eq!(kinds(&diff(&n1, &n2, &rules)), [(Kind::Text, "body")]);
+    // A body cut at max_body is never parsed.
+    let mut cut = c.clone();
+    cut.truncated = true;
+    assert_eq!(body_mode(&cut, &c, &rules), BodyMode::AsReceived);
+}
+
 fn gzip(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     e.write_all(data).unwrap();

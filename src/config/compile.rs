@@ -449,6 +449,23 @@ fn shadow_global(cx: &mut Cx<'_>, raw: Option<&RawShadowGlobal>) -> ShadowGlobal
             .redact_key_file
             .as_ref()
             .and_then(|v| cx.secret(v, "shadow.redact_key_file")),
+        noise_window: noise_window(cx, s.noise_window.as_ref()),
+    }
+}
+
+/// `[shadow] noise_window`: at least a minute, the resolution of the store's counts.
+fn noise_window(cx: &mut Cx<'_>, v: Option<&Text>) -> Duration {
+    const DEFAULT: Duration = Duration::from_secs(24 * 3600);
+    let window = cx.duration(v, DEFAULT);
+    match v {
+        Some(v) if window < Duration::from_secs(60) => {
+            cx.diag.at(
+                v.span(),
+                "shadow.noise_window must be at least 1m (the store counts per minute)",
+            );
+            DEFAULT
+        }
+        _ => window,
     }
 }
 

@@ -425,6 +425,11 @@ pub struct RawShadowGlobal {
     /// at start (digests then differ between restarts).
     #[schemars(with = "Option<FileName>")]
     pub redact_key_file: Option<Text>,
+    /// Learned noise is decided on this much recent evidence (at least 1m): a field that
+    /// stops differing between two calls of the primary side is real again once this window
+    /// no longer holds its noisy self-checks.
+    #[schemars(with = "Option<Duration>", extend("default" = "24h"))]
+    pub noise_window: Option<Text>,
 }
 
 /// The top-level `[telemetry]` table: the access log.

@@ -68,6 +68,7 @@ async fn run(mut job: Job, skips: &SkipSink, noise: &NoiseModel) -> Option<Shado
     let policy = route.shadow.as_ref()?;
     let rules = policy.compare.clone();
     let at_ms = skips.clock.now_ms();
+    noise.set_window(snapshot.rules.shadow.noise_window);
     let primary = match tokio::time::timeout(
         policy.timeout + Duration::from_secs(30),
         &mut job.primary,
@@ -96,7 +97,7 @@ async fn run(mut job: Job, skips: &SkipSink, noise: &NoiseModel) -> Option<Shado
         at_ms,
         route: route.name.clone(),
         tenant: job.tenant.clone(),
-        primary_side: job.primary_side.as_str().to_string(),
+        primary_side: job.primary_side,
         outcome: Outcome::Error,
         skip_reason: None,
         error: None,
@@ -132,26 +133,26 @@ async fn run(mut job: Job, skips: &SkipSink, noise: &NoiseModel) -> Option<Shado
         let again = call(&job, job.primary_side, &skips.clock).await;
         if let Ok(again) = again {
             let self_diff = compare::diff(&primary_decoded, &decoded(&again.captured), &rules);
-            noise.record_self(&route.name, &self_diff);
+            noise.record_self(&route.name, &self_diff, at_ms);
             result.self_check = Some(SelfCheck {
                 differing_patterns: patterns(&self_diff),
             });
         }
     }
-    noise.record_cross(&route.name, &diff);
+    noise.record_cross(&route.name, &diff, at_ms);
 
     result.outcome = if diff.differences.is_empty() {
         Outcome::Match
     } else if diff
         .differences
         .iter()
-        .all(|d| noise.classify(&route.name, &d.pattern) == NoiseVerdict::Noise)
+        .all(|d| noise.classify(&route.name, &d.pattern, at_ms) == NoiseVerdict::Noise)
     {
         Outcome::NoiseOnly
     } else {
         Outcome::Mismatch
     };
-    metrics.shadow_result(&route.name, outcome_label(result.outcome));
+    metrics.shadow_result(&route.name, result.outcome.as_str());
     result.diffs = diff
         .differences
         .iter()
@@ -178,16 +179,6 @@ async fn run(mut job: Job, skips: &SkipSink, noise: &NoiseModel) -> Option<Shado
         ));
     }
     Some(result)
-}
-
-fn outcome_label(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Match => "match",
-        Outcome::Mismatch => "mismatch",
-        Outcome::NoiseOnly => "noise_only",
-        Outcome::Error => "error",
-        Outcome::Skipped => "skipped",
-    }
 }
 
 fn patterns(diff: &Diff) -> Vec<String> {
@@ -354,14 +345,14 @@ fn sample(
         request_headers: headers(&request.headers),
         request_body: (!body.is_empty()).then(|| text(body)),
         primary: SampleResponse {
-            side: primary_side.as_str().to_string(),
+            side: primary_side,
             status: primary.status,
             headers: headers(&primary.headers),
             body: text(&primary.body),
             elapsed_ms: primary_elapsed.as_secs_f64() * 1000.0,
         },
         shadow: SampleResponse {
-            side: shadow_side.as_str().to_string(),
+            side: shadow_side,
             status: shadow.status,
             headers: headers(&shadow.headers),
             body: text(&shadow.body),

@@ -9,12 +9,15 @@ use serde_json::json;
 use sqlx::Row;
 
 use super::*;
+use crate::rules::Side;
 
+mod derive;
 mod fixtures;
 mod reads;
 mod timeline;
 mod writes;
 
+use derive::*;
 use fixtures::*;
 use reads::*;
 use timeline::*;
@@ -97,6 +100,9 @@ both_backends!(
     flush_writes_everything_queued,
     writer_runs_retention_periodically,
     timeline_folds_minutes_into_buckets,
+    learned_noise_counts_for_results_written_before_it,
+    noise_evidence_ages_out_of_the_window,
+    results_stored_before_difference_sets_keep_their_outcome,
 );
 
 async fn audit_roundtrip_and_filters(store: Store) {
