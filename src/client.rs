@@ -12,6 +12,7 @@
 //! switchyard audit --route cards --limit 20
 //! ```
 
+pub mod fleet;
 mod format;
 mod report;
 

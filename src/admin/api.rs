@@ -10,8 +10,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::rollout::route_rules;
-use super::{AdminJson, AdminState, ApiError, Caller, query};
+use super::{AdminJson, AdminState, ApiError, Caller, Write, query};
 use crate::clock::epoch_ms;
+use crate::config::source::Author;
 use crate::live::{ReloadOutcome, Snapshot, Trigger};
 use crate::rules::{Route, RuleSet};
 use crate::store::{AuditEntry, AuditFilter};
@@ -30,6 +31,8 @@ pub async fn status(State(state): State<Arc<AdminState>>) -> Json<Value> {
         "loaded_at": epoch_ms(snapshot.loaded_at),
         "trigger": snapshot.trigger,
         "config": state.live.source().describe(),
+        "replica": state.fleet.replica(),
+        "source": state.fleet.status(&state.live),
         "routes": snapshot.rules.routes.len(),
         "last_reload_error": state.live.last_error(),
         "upstreams": snapshot.pools.health(),
@@ -120,11 +123,11 @@ fn route_doc(rules: &RuleSet, r: &Route) -> Value {
     doc
 }
 
-/// `GET /admin/history`: past generations, newest first.
+/// `GET /admin/history`: past generations, newest first (a shared document's revisions).
 pub async fn history(State(state): State<Arc<AdminState>>) -> Json<Value> {
     Json(json!({
         "current": state.live.load().generation,
-        "generations": state.live.history(),
+        "generations": state.live.revisions().await,
     }))
 }
 
@@ -190,8 +193,7 @@ pub async fn reload(
     Extension(caller): Extension<Caller>,
     AdminJson(request): AdminJson<ReloadRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    state.store()?;
-    let _write = state.writes.lock().await;
+    let _write = state.begin_write(Write::Reload).await?;
     let before = state.live.load();
     let outcome = state.live.reload(Trigger::Admin).await?;
     finish(
@@ -221,10 +223,13 @@ pub async fn rollback(
     Extension(caller): Extension<Caller>,
     AdminJson(request): AdminJson<RollbackRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    state.store()?;
-    let _write = state.writes.lock().await;
+    let _write = state.begin_write(Write::Edit).await?;
     let before = state.live.load();
-    let outcome = state.live.rollback(request.generation).await?;
+    let author = Author {
+        name: Some(caller.name.clone()),
+        reason: request.reason.clone(),
+    };
+    let outcome = state.live.rollback_as(request.generation, &author).await?;
     let to = Some(request.generation);
     finish(
         &state,
@@ -299,6 +304,8 @@ pub(super) fn audit_entry(
             .filter(|r| !r.is_empty()),
         generation,
         dry_run,
+        // Stamped by `AdminState::audit` with this replica's identity.
+        replica: None,
     }
 }
 
