@@ -127,10 +127,36 @@ impl Live {
         let result = async {
             let document = source.read_at_start().await?;
             let name = source.name_for(document.revision);
-            let candidate = compile(name, document.text, None, clock).await?;
+            let error = match compile(name, document.text, None, clock).await {
+                Ok(candidate) => {
+                    return Ok(FirstLoad {
+                        candidate,
+                        revision: document.revision,
+                    });
+                }
+                Err(error @ ReloadError::Build(_)) => error,
+                Err(error) => return Err(error),
+            };
+            // A shared document whose newest revision does not build: a replica that served
+            // an earlier one starts on its cached copy (the fleet loop then rejects the newest
+            // like any bad revision: logged, counted, shown); a new replica cannot start.
+            let cached = source
+                .postgres()
+                .and_then(|pg| pg.cached())
+                .filter(|c| c.revision < document.revision);
+            let Some(cached) = cached else {
+                return Err(error);
+            };
+            tracing::error!(
+                "revision {} does not build; starting on the cached revision {}:\n{error}",
+                document.revision.unwrap_or(0),
+                cached.revision.unwrap_or(0)
+            );
+            let name = source.name_for(cached.revision);
+            let candidate = compile(name, cached.text, None, clock).await?;
             Ok(FirstLoad {
                 candidate,
-                revision: document.revision,
+                revision: cached.revision,
             })
         }
         .await;

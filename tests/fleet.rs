@@ -333,7 +333,19 @@ async fn rollouts_through_one_replica_are_served_by_the_others_within_a_second()
 
     // Every replica lists the whole fleet, all on the newest revision; the history is the
     // table's, the same on every replica, with who wrote each revision and where.
-    let view = r3.admin("GET", "/admin/fleet", Value::Null).await.json();
+    // Heartbeats follow the swaps within milliseconds.
+    let fleet_view = || async { r3.admin("GET", "/admin/fleet", Value::Null).await.json() };
+    let current = time_until(Duration::from_secs(5), || async {
+        let view = fleet_view().await;
+        view["replicas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["lag"] == 0)
+    })
+    .await;
+    let view = fleet_view().await;
+    assert!(current.is_some(), "{view}");
     assert_eq!(view["newest_revision"], newest);
     let names: Vec<&str> = view["replicas"]
         .as_array()
@@ -702,7 +714,7 @@ async fn a_replica_restarted_while_the_database_is_down_serves_the_cached_rules(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_revision_inserted_by_hand_is_refused_by_every_replica() {
     let _serial = SERIAL.lock().await;
-    let Some(fleet) = Fleet::start(3).await else {
+    let Some(mut fleet) = Fleet::start(3).await else {
         return;
     };
     let good = fleet.seeded;
@@ -760,6 +772,21 @@ async fn a_bad_revision_inserted_by_hand_is_refused_by_every_replica() {
             "{view}"
         );
     }
+
+    // A replica restarted meanwhile starts on its cached copy of the last good revision.
+    let mut old = fleet.replicas.pop().unwrap();
+    old.kill();
+    let again = Replica::start("r3", &old.dir, &old.source_url).await;
+    assert_eq!(again.generation().await, good);
+    let reported = time_until(Duration::from_secs(5), || async {
+        let status = again.status().await;
+        status["last_reload_error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&expected))
+    })
+    .await;
+    assert!(reported.is_some(), "{}", again.log());
+    fleet.replicas.push(again);
 
     // An edit computed from the last good revision does not silently replace the bad one…
     let edit = fleet.replicas[0]

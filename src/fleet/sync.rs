@@ -82,7 +82,7 @@ pub(super) async fn run(
     pg.close().await;
 }
 
-/// One pass: keep the cache, load a newer revision, record the heartbeat.
+/// One pass: load a newer revision, record the heartbeat, keep the cache.
 async fn pass(
     fleet: &Fleet,
     pg: &PgSource,
@@ -95,17 +95,20 @@ async fn pass(
     fleet.set_up(true, None);
     fleet.saw_newest(newest);
     load_newer(fleet, live, newest).await?;
-    cache(pg, live, cached).await;
     let snapshot = live.load();
-    pg.heartbeat(&Heartbeat {
-        revision: snapshot.generation,
-        loaded_at_ms: epoch_ms(snapshot.loaded_at),
-        started_at_ms: fleet.started_at_ms(),
-        admin: Some(admin.to_owned()),
-        listening: fleet.listening.load(Ordering::Relaxed),
-        last_error: fleet.rejected().map(|r| r.message),
-    })
-    .await
+    let beat = pg
+        .heartbeat(&Heartbeat {
+            revision: snapshot.generation,
+            loaded_at_ms: epoch_ms(snapshot.loaded_at),
+            started_at_ms: fleet.started_at_ms(),
+            admin: Some(admin.to_owned()),
+            listening: fleet.listening.load(Ordering::Relaxed),
+            last_error: fleet.rejected().map(|r| r.message),
+        })
+        .await;
+    // After the heartbeat: the fleet view should not wait for a disk flush.
+    cache(pg, live, cached).await;
+    beat
 }
 
 /// Bring the replica up to the newest revision before an admin write.

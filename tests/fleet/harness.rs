@@ -50,6 +50,10 @@ impl TestDb {
     /// A fresh database, or `None` (the test is skipped) without `SWITCHYARD_TEST_PG`.
     pub async fn create() -> Option<TestDb> {
         let Ok(admin_url) = std::env::var("SWITCHYARD_TEST_PG") else {
+            assert!(
+                std::env::var_os("SWITCHYARD_REQUIRE_PG").is_none(),
+                "SWITCHYARD_REQUIRE_PG is set but SWITCHYARD_TEST_PG is not"
+            );
             eprintln!("SWITCHYARD_TEST_PG is not set: fleet test skipped");
             return None;
         };

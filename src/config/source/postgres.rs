@@ -305,6 +305,12 @@ impl PgSource {
         }
     }
 
+    /// The local copy of the last good revision, if there is one.
+    pub fn cached(&self) -> Option<Document> {
+        let path = self.inner.cache.as_deref()?;
+        cache::load(path, &self.inner.document).ok()
+    }
+
     /// Keep `text` (revision `revision`, in force) as the local copy of the last good document.
     pub async fn save_cache(&self, revision: u64, text: &str) -> Result<(), SourceError> {
         let Some(path) = self.inner.cache.clone() else {
