@@ -106,34 +106,47 @@ pub async fn stored(store: &Store) -> Vec<HistoryEntry> {
 /// generation in force when shutdown comes is saved before this returns.
 pub async fn persist(live: Arc<Live>, store: Store, mut shutdown: watch::Receiver<bool>) {
     let mut changed = live.subscribe();
-    let mut saved = 0;
+    // Generations before this run's first are in the store already (they seeded the history).
+    let mut saved = live
+        .history()
+        .iter()
+        .find(|e| e.trigger == Trigger::Start)
+        .map_or(0, |e| e.generation.saturating_sub(1));
     // Attempts left once shutdown has come: a store that is down must not hold the exit.
     let mut last_tries = 3;
     loop {
-        let snapshot = live.load();
-        if snapshot.generation != saved {
+        // Every generation since the last saved one, oldest first: two reloads in quick
+        // succession must not leave the first out of the stored history.
+        let pending: Vec<HistoryEntry> = live
+            .history()
+            .into_iter()
+            .rev()
+            .filter(|e| e.generation > saved)
+            .collect();
+        for entry in pending {
             let record = GenerationRecord {
-                generation: snapshot.generation,
-                hash: snapshot.rules.hash.clone(),
-                loaded_at_ms: epoch_ms(snapshot.loaded_at),
+                generation: entry.generation,
+                hash: entry.hash.clone(),
+                loaded_at_ms: epoch_ms(entry.loaded_at),
                 source: live.source().describe(),
-                content: snapshot.text.to_string(),
-                origin: snapshot.trigger.as_str().to_string(),
+                content: entry.text.to_string(),
+                origin: entry.trigger.as_str().to_string(),
             };
             match store.save_generation(&record).await {
-                Ok(()) => saved = snapshot.generation,
+                Ok(()) => saved = entry.generation,
                 Err(error) => {
                     tracing::warn!(
                         generation = record.generation,
                         "history not persisted: {error}"
-                    )
+                    );
+                    break;
                 }
             }
         }
         if *shutdown.borrow() {
             // Stop only once the generation in force is saved (a reload may have landed
             // while the previous one was being written).
-            if live.load().generation == saved || last_tries == 0 {
+            if live.load().generation <= saved || last_tries == 0 {
                 return;
             }
             last_tries -= 1;
