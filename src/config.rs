@@ -142,13 +142,13 @@ impl<'t> Diag<'t> {
     }
 
     /// An error at a span of the main config.
-    pub(crate) fn at(&mut self, span: Range<usize>, message: impl Into<String>) {
+    pub(crate) fn at(&mut self, span: Range<usize>, message: impl fmt::Display) {
         let (line, col) = self.positions.at(span.start);
         self.errors.push(ConfigError {
             file: self.file.clone(),
             line,
             col,
-            message: message.into(),
+            message: message.to_string(),
         });
     }
 

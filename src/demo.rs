@@ -118,16 +118,29 @@ pub fn main(config: Option<PathBuf>, duration: Option<u64>, quiet: bool) -> Exit
     })
 }
 
-fn demo_config() -> Result<PathBuf, String> {
+/// The embedded demo config could not be written out.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+struct DemoConfigError {
+    path: PathBuf,
+    #[source]
+    source: std::io::Error,
+}
+
+fn demo_config() -> Result<PathBuf, DemoConfigError> {
     let local = Path::new("config/demo.toml");
     if local.exists() {
         return Ok(local.to_path_buf());
     }
     let dir = std::env::temp_dir().join(format!("switchyard-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let failed = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| DemoConfigError { path, source }
+    };
+    std::fs::create_dir_all(&dir).map_err(failed(&dir))?;
     for (name, text) in EMBEDDED {
         let path = dir.join(name);
-        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        std::fs::write(&path, text).map_err(failed(&path))?;
     }
     Ok(dir.join("demo.toml"))
 }

@@ -111,11 +111,19 @@ impl<S> FramingGuard<S> {
                 }
                 (State::Start(seen), take)
             }
+            // The common case: a whole head inside one read, judged where it lies.
+            State::Head(head) if head.is_empty() => {
+                match memchr::memmem::find(bytes, b"\r\n\r\n") {
+                    Some(at) => (self.after_head(&bytes[..at + 4]), at + 4),
+                    None if bytes.len() > MAX_HEAD => (State::Off, bytes.len()),
+                    None => (State::Head(bytes.to_vec()), bytes.len()),
+                }
+            }
             State::Head(mut head) => {
                 // Find the end of the head (CRLFCRLF), looking across the previous bytes too.
                 let start = head.len().saturating_sub(3);
                 head.extend_from_slice(bytes);
-                match find(&head[start..], b"\r\n\r\n") {
+                match memchr::memmem::find(&head[start..], b"\r\n\r\n") {
                     Some(at) => {
                         let end = start + at + 4;
                         let used = bytes.len() - (head.len() - end);
@@ -136,7 +144,7 @@ impl<S> FramingGuard<S> {
                 };
                 (next, take as usize)
             }
-            State::ChunkSize(mut line) => match bytes.iter().position(|&b| b == b'\n') {
+            State::ChunkSize(mut line) => match memchr::memchr(b'\n', bytes) {
                 Some(at) => {
                     line.extend_from_slice(&bytes[..at]);
                     let text = String::from_utf8_lossy(&line);
@@ -174,7 +182,7 @@ impl<S> FramingGuard<S> {
                 };
                 (next, take)
             }
-            State::Trailers(mut line) => match bytes.iter().position(|&b| b == b'\n') {
+            State::Trailers(mut line) => match memchr::memchr(b'\n', bytes) {
                 Some(at) => {
                     line.extend_from_slice(&bytes[..at]);
                     let empty = line.iter().all(|&b| b == b'\r');
@@ -202,23 +210,30 @@ impl<S> FramingGuard<S> {
             return State::Head(Vec::new());
         }
         self.heads += 1;
-        let mut lengths: Vec<u64> = Vec::new();
+        // Content-Length values seen (how many, and the first) and Transfer-Encoding.
+        let (mut lengths, mut length) = (0usize, 0u64);
         let mut bad_length = false;
         let mut chunked = false;
         let mut transfer_encoding = false;
         for line in head.split(|&b| b == b'\n').skip(1) {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
-            let Some(colon) = line.iter().position(|&b| b == b':') else {
+            let Some(colon) = memchr::memchr(b':', line) else {
                 continue;
             };
             let name = &line[..colon];
-            let value = String::from_utf8_lossy(&line[colon + 1..]);
             if name.eq_ignore_ascii_case(b"content-length") {
+                let value = String::from_utf8_lossy(&line[colon + 1..]);
                 match value.trim().parse() {
-                    Ok(n) => lengths.push(n),
+                    Ok(n) => {
+                        if lengths == 0 {
+                            length = n;
+                        }
+                        lengths += 1;
+                    }
                     Err(_) => bad_length = true,
                 }
             } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+                let value = String::from_utf8_lossy(&line[colon + 1..]);
                 transfer_encoding = true;
                 chunked = value
                     .rsplit(',')
@@ -226,7 +241,7 @@ impl<S> FramingGuard<S> {
                     .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
             }
         }
-        let ambiguous = lengths.len() > 1 || (transfer_encoding && !lengths.is_empty());
+        let ambiguous = lengths > 1 || (transfer_encoding && lengths > 0);
         if ambiguous {
             let _ = self.verdict.first_ambiguous.compare_exchange(
                 0,
@@ -243,15 +258,12 @@ impl<S> FramingGuard<S> {
         if chunked {
             return State::ChunkSize(Vec::new());
         }
-        match lengths.first() {
-            Some(&n) if n > 0 => State::Fixed(n),
-            _ => State::Head(Vec::new()),
+        if lengths > 0 && length > 0 {
+            State::Fixed(length)
+        } else {
+            State::Head(Vec::new())
         }
     }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for FramingGuard<S> {
@@ -261,12 +273,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for FramingGuard<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
-        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let this = &mut *self;
+        let poll = Pin::new(&mut this.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = poll
-            && !matches!(self.state, State::Off)
+            && !matches!(this.state, State::Off)
         {
-            let fresh = buf.filled()[before..].to_vec();
-            self.scan(&fresh);
+            this.scan(&buf.filled()[before..]);
         }
         poll
     }

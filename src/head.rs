@@ -7,6 +7,7 @@
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
 use http::{Method, Version};
+use std::io::Write as _;
 
 use crate::error::ProxyError;
 use crate::rules::{Rewrite, Side};
@@ -29,7 +30,11 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 /// header marking a shadow copy (the loop guard).
 pub use crate::rules::{FORCE_HEADER, SHADOW_HEADER};
 /// The request id header.
-pub const REQUEST_ID: &str = "x-request-id";
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// The forwarding headers set on every request sent upstream.
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// Is this an HTTP/1.1 upgrade request (WebSocket and friends)?
 pub fn is_upgrade(version: Version, headers: &HeaderMap) -> bool {
@@ -46,6 +51,11 @@ pub fn is_upgrade(version: Version, headers: &HeaderMap) -> bool {
 /// Remove hop-by-hop headers and every header the `Connection` header names. With `keep_upgrade`
 /// the `Connection: upgrade` and `Upgrade` headers survive, as an upgrade needs them end to end.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    // Most messages carry none of them: one pass over the names finds out, so the common case
+    // costs no lookups.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -83,16 +93,24 @@ pub struct Downstream<'a> {
     /// True when the client reached us over TLS.
     pub tls: bool,
     /// The host the client asked for (Host header or the HTTP/2 authority), if any.
-    pub host: Option<&'a str>,
+    pub host: Option<&'a HeaderValue>,
+}
+
+impl Downstream<'_> {
+    /// The host as text, when it is.
+    pub fn host_str(&self) -> Option<&str> {
+        self.host.and_then(|h| h.to_str().ok())
+    }
 }
 
 /// The host the client asked for: the Host header, else the URI authority (HTTP/2).
-pub fn client_host(uri: &Uri, headers: &HeaderMap) -> Option<String> {
-    headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| uri.authority().map(|a| a.as_str().to_string()))
+pub fn client_host(uri: &Uri, headers: &HeaderMap) -> Option<HeaderValue> {
+    match headers.get(header::HOST) {
+        Some(host) => Some(host.clone()),
+        None => uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+    }
 }
 
 /// Rewrite the request head for `origin`: absolute URI, path rewrites (new side only), Host,
@@ -106,65 +124,84 @@ pub fn prepare_request(
     request_id: &HeaderValue,
     upgrade: bool,
 ) -> Result<(), ProxyError> {
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .map(PathAndQuery::as_str)
-        .unwrap_or("/");
-    let rewritten = match (side, rewrite) {
-        (Side::New, Some(rw)) => rewrite_path(path_and_query, rw),
-        _ => path_and_query.to_string(),
-    };
-    let full = format!("{}{}", origin.base_path, rewritten);
-    parts.uri = Uri::builder()
-        .scheme(origin.scheme.clone())
-        .authority(origin.authority.clone())
-        .path_and_query(full)
-        .build()
-        .map_err(|_| ProxyError::BadRequest("the path cannot be sent upstream"))?;
+    let rewrite = rewrite.filter(|_| side == Side::New);
+    parts.uri = upstream_uri(&parts.uri, origin, rewrite)?;
 
     let headers = &mut parts.headers;
     strip_hop_by_hop(headers, upgrade);
     headers.remove(FORCE_HEADER);
 
-    let host_rewrite = match (side, rewrite) {
-        (Side::New, Some(rw)) => rw.host.as_deref(),
-        _ => None,
-    };
-    match host_rewrite.or(downstream.host) {
+    // The client's Host goes through unchanged unless the route rewrites it (or it came as
+    // the HTTP/2 authority).
+    match rewrite.and_then(|rw| rw.host.as_deref()) {
         Some(host) => {
             if let Ok(value) = HeaderValue::from_str(host) {
                 headers.insert(header::HOST, value);
             }
         }
-        None => {
-            headers.remove(header::HOST);
-        }
+        None => match downstream.host {
+            Some(host) if !headers.contains_key(header::HOST) => {
+                headers.insert(header::HOST, host.clone());
+            }
+            Some(_) => {}
+            None => {
+                headers.remove(header::HOST);
+            }
+        },
     }
 
     if let Some(peer) = downstream.peer {
-        let prior = headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let value = match prior {
-            Some(prior) => format!("{prior}, {peer}"),
-            None => peer.to_string(),
+        let value = match headers.get(X_FORWARDED_FOR).map(HeaderValue::as_bytes) {
+            Some(prior) => {
+                let mut joined = Vec::with_capacity(prior.len() + 41);
+                joined.extend_from_slice(prior);
+                let _ = write!(joined, ", {peer}");
+                HeaderValue::from_bytes(&joined)
+            }
+            None => {
+                let mut text = [0u8; 40];
+                let mut at = &mut text[..];
+                let _ = write!(at, "{peer}");
+                let len = 40 - at.len();
+                HeaderValue::from_bytes(&text[..len])
+            }
         };
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert("x-forwarded-for", value);
+        if let Ok(value) = value {
+            headers.insert(X_FORWARDED_FOR, value);
         }
     }
     let proto = if downstream.tls { "https" } else { "http" };
-    headers.insert("x-forwarded-proto", HeaderValue::from_static(proto));
-    if let Some(host) = downstream.host.and_then(|h| HeaderValue::from_str(h).ok()) {
-        headers.insert("x-forwarded-host", host);
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+    if let Some(host) = downstream.host {
+        headers.insert(X_FORWARDED_HOST, host.clone());
     }
     append_via(headers, parts.version);
     headers.insert(REQUEST_ID, request_id.clone());
     // Upstreams speak HTTP/1.1 or h2 as the pool decides; the client's version does not carry.
     parts.version = Version::HTTP_11;
     Ok(())
+}
+
+/// The absolute URI on `origin` for a request's path and query, rewritten when asked. Without a
+/// rewrite or an origin path prefix the path is reused as it is, without copying.
+fn upstream_uri(uri: &Uri, origin: &Origin, rewrite: Option<&Rewrite>) -> Result<Uri, ProxyError> {
+    let bad = |_| ProxyError::BadRequest("the path cannot be sent upstream");
+    let path_and_query = match (rewrite, origin.base_path.is_empty(), uri.path_and_query()) {
+        (None, true, Some(pq)) => pq.clone(),
+        (rewrite, _, pq) => {
+            let pq = pq.map(PathAndQuery::as_str).unwrap_or("/");
+            let rewritten = match rewrite {
+                Some(rw) => rewrite_path(pq, rw),
+                None => pq.to_string(),
+            };
+            PathAndQuery::try_from(format!("{}{}", origin.base_path, rewritten)).map_err(bad)?
+        }
+    };
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(origin.scheme.clone());
+    parts.authority = Some(origin.authority.clone());
+    parts.path_and_query = Some(path_and_query);
+    Uri::from_parts(parts).map_err(|_| ProxyError::BadRequest("the path cannot be sent upstream"))
 }
 
 fn append_via(headers: &mut HeaderMap, version: Version) {
@@ -174,10 +211,10 @@ fn append_via(headers: &mut HeaderMap, version: Version) {
         _ => "1.1 switchyard",
     };
     let value = match headers.get(header::VIA).and_then(|v| v.to_str().ok()) {
-        Some(prior) => format!("{prior}, {ours}"),
-        None => ours.to_string(),
+        Some(prior) => HeaderValue::from_str(&format!("{prior}, {ours}")),
+        None => Ok(HeaderValue::from_static(ours)),
     };
-    if let Ok(value) = HeaderValue::from_str(&value) {
+    if let Ok(value) = value {
         headers.insert(header::VIA, value);
     }
 }
@@ -283,7 +320,7 @@ fn rewrite_location(
         path.to_string()
     };
     let scheme = if downstream.tls { "https" } else { "http" };
-    let host = downstream.host?;
+    let host = downstream.host_str()?;
     Some(format!("{scheme}://{host}{path}"))
 }
 
@@ -315,20 +352,23 @@ pub fn is_idempotent(method: &Method) -> bool {
     )
 }
 
-/// Keep a client's request id when it is sane, else make one.
+/// Keep a client's request id when it is sane, else make one: 128 random bits from the
+/// thread-local generator (no system call per request), as 32 hex digits.
 pub fn request_id(headers: &HeaderMap) -> HeaderValue {
-    headers
-        .get(REQUEST_ID)
-        .filter(|v| {
-            let b = v.as_bytes();
-            !b.is_empty() && b.len() <= 128 && b.iter().all(|c| c.is_ascii_graphic())
-        })
-        .cloned()
-        .unwrap_or_else(|| {
-            // 128 random bits from the thread-local generator: no system call per request.
-            let id = format!("{:032x}", rand::random::<u128>());
-            HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
-        })
+    if let Some(id) = headers.get(REQUEST_ID).filter(|v| {
+        let b = v.as_bytes();
+        !b.is_empty() && b.len() <= 128 && b.iter().all(|c| c.is_ascii_graphic())
+    }) {
+        return id.clone();
+    }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = [0u8; 32];
+    let bits = rand::random::<u128>();
+    for (i, digit) in id.iter_mut().enumerate() {
+        let nibble = (bits >> (124 - 4 * i)) & 0xf;
+        *digit = HEX[nibble as usize];
+    }
+    HeaderValue::from_bytes(&id).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
 #[cfg(test)]

@@ -112,6 +112,8 @@ pub struct Live {
     reload_lock: tokio::sync::Mutex<()>,
     changed: tokio_watch::Sender<u64>,
     metrics: Arc<Metrics>,
+    /// The generation this process started with (earlier ones came from the store).
+    first_generation: u64,
 }
 
 // === impl Live ===
@@ -191,6 +193,7 @@ impl Live {
         while history.len() > HISTORY_LEN {
             history.pop_front();
         }
+        let first_generation = snapshot.generation;
         let (changed, _) = tokio_watch::channel(snapshot.generation);
         Arc::new(Live {
             source,
@@ -201,7 +204,14 @@ impl Live {
             reload_lock: tokio::sync::Mutex::new(()),
             changed,
             metrics,
+            first_generation,
         })
+    }
+
+    /// The generation this process started with; earlier ones in the history came from the
+    /// store.
+    pub fn first_generation(&self) -> u64 {
+        self.first_generation
     }
 
     /// [`Live::first_load`] and [`Live::start`] without a stored history.

@@ -105,10 +105,9 @@ async fn run(
     let client_upgrade = ctx.upgrade.then(|| hyper::upgrade::on(&mut request));
     let (parts, incoming) = request.into_parts();
     decide(proxy, ctx, &parts)?;
-    let (body, replay) = body_phase::prepare(ctx, &parts, incoming).await?;
-    let ticket = tap(proxy, ctx, &parts, replay.as_ref());
-    let (response, served_by) =
-        fallback::forward_with_fallback(proxy, ctx, parts, body, replay).await?;
+    let body = body_phase::prepare(ctx, &parts, incoming).await?;
+    let ticket = tap(proxy, ctx, &parts);
+    let (response, served_by) = fallback::forward_with_fallback(proxy, ctx, parts, body).await?;
     respond::response(ctx, response, served_by, client_upgrade, ticket)
 }
 
@@ -140,9 +139,13 @@ fn decide<'s>(
         return Err(ProxyError::UnknownTenant);
     }
     if let Some(route) = decision.route {
+        let now = ctx
+            .now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         proxy
             .traffic
-            .record(&route.name, decision.side, decision.tenant.as_deref());
+            .record_at(&route.name, decision.side, decision.tenant.as_deref(), now);
     }
     ctx.served_side = decision.side;
     ctx.decision = Some(decision);
@@ -154,7 +157,6 @@ fn tap(
     proxy: &Proxy,
     ctx: &RequestCtx<'_>,
     parts: &http::request::Parts,
-    body: Option<&bytes::Bytes>,
 ) -> Option<crate::shadow::ShadowTicket> {
     let decision = ctx.decision.as_ref()?;
     let shadow_side = decision.shadow?;
@@ -166,7 +168,7 @@ fn tap(
         primary_side: decision.side,
         shadow_side,
         parts,
-        body,
+        body: ctx.replay.as_ref(),
         downstream: &ctx.downstream(),
     })
 }
@@ -181,5 +183,25 @@ fn record(proxy: &Proxy, ctx: &RequestCtx<'_>, response: &Response<Body>) {
             response.status().as_u16(),
             ctx.elapsed().as_secs_f64(),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn future_size<F, Fut>(_: F) -> usize
+    where
+        F: FnOnce(Arc<Proxy>, Connection, Request<Incoming>) -> Fut,
+    {
+        std::mem::size_of::<Fut>()
+    }
+
+    /// hyper moves each request's future into place: a big one costs a big copy per request
+    /// (the rare paths — connecting, HTTP/2, upgrades — are boxed to keep it down).
+    #[test]
+    fn the_request_future_stays_small() {
+        let size = future_size(handle);
+        assert!(size <= 6 * 1024, "the request future grew to {size} bytes");
     }
 }

@@ -36,9 +36,9 @@ pub use matcher::HostPattern;
 pub use tenant::valid_tenant_id;
 
 /// Header carrying a signed tester override (`override_token::mint`).
-pub const FORCE_HEADER: &str = "x-switchyard-force";
+pub const FORCE_HEADER: HeaderName = HeaderName::from_static("x-switchyard-force");
 /// Header marking a shadow copy; a request carrying it is never shadowed again (loop guard).
-pub const SHADOW_HEADER: &str = "x-switchyard-shadow";
+pub const SHADOW_HEADER: HeaderName = HeaderName::from_static("x-switchyard-shadow");
 
 // === sides, states, reasons ===
 

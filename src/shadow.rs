@@ -25,7 +25,6 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::HeaderMap;
-use hyper::body::Incoming;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::body::{self, Body, Capture, Tee};
@@ -35,6 +34,7 @@ use crate::rules::{Route, RuleSet, Side};
 use crate::snapshot::Snapshot;
 use crate::store::{Outcome, ShadowResult, StoreWriter};
 use crate::telemetry::Metrics;
+use crate::upstream::UpstreamBody;
 use noise::{NoiseModel, NoiseVerdict};
 
 /// Skip reasons (the `reason` label of `switchyard_shadow_skipped_total`).
@@ -144,7 +144,7 @@ pub(crate) struct Job {
     primary_side: Side,
     shadow_side: Side,
     request: http::request::Parts,
-    host: Option<String>,
+    host: Option<http::HeaderValue>,
     peer: Option<std::net::IpAddr>,
     body: Bytes,
     self_check: bool,
@@ -275,7 +275,7 @@ impl Shadower {
             primary_side: req.primary_side,
             shadow_side: req.shadow_side,
             request: req.parts.clone(),
-            host: req.downstream.host.map(str::to_string),
+            host: req.downstream.host.cloned(),
             peer: req.downstream.peer,
             body: body.clone(),
             self_check,
@@ -358,7 +358,7 @@ impl ShadowTicket {
     pub fn tee_primary(
         self,
         head: &http::response::Parts,
-        upstream: Incoming,
+        upstream: UpstreamBody,
         elapsed: Duration,
         served: Side,
     ) -> Body {

@@ -7,11 +7,14 @@ use std::sync::OnceLock;
 
 use crate::rules::Side;
 
+mod histogram;
+
+pub use histogram::LatencyHistogram;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 /// Start the tracing subscriber: `RUST_LOG` filters (default `info`), `SWITCHYARD_LOG=json`
@@ -71,16 +74,11 @@ pub struct ResultLabel {
     pub result: String,
 }
 
-fn duration_histogram() -> Histogram {
-    // 0.5 ms … ~16 s
-    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
-}
-
 /// Every metric Switchyard exports, registered once at start.
 pub struct Metrics {
     registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
-    pub duration: Family<RouteSide, Histogram, fn() -> Histogram>,
+    pub duration: Family<RouteSide, LatencyHistogram>,
     pub upstream_errors: Family<UpstreamError, Counter>,
     pub fallbacks: Family<RouteLabel, Counter>,
     pub shadow: Family<RouteResult, Counter>,
@@ -112,9 +110,7 @@ impl Metrics {
             "Requests served, by route, side and status class",
             requests.clone(),
         );
-        let duration = Family::<RouteSide, Histogram, fn() -> Histogram>::new_with_constructor(
-            duration_histogram as fn() -> Histogram,
-        );
+        let duration = Family::<RouteSide, LatencyHistogram>::default();
         registry.register(
             "request_duration_seconds",
             "Time to the response head, by route and side",
@@ -270,7 +266,7 @@ impl Metrics {
 pub struct RouteMetrics {
     route: String,
     requests: [[OnceLock<Counter>; 5]; 2],
-    duration: [OnceLock<Histogram>; 2],
+    duration: [OnceLock<LatencyHistogram>; 2],
 }
 
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];

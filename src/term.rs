@@ -11,12 +11,19 @@ pub fn fail(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// Build the multi-threaded runtime with `workers` threads (default: the machine's cores).
+/// Build the runtime for `workers` threads (default: the machine's cores). One worker gets a
+/// current-thread runtime: the same single thread of work, without the work-stealing
+/// scheduler's cross-thread bookkeeping on every wake-up.
 pub fn runtime(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = workers {
-        builder.worker_threads(n.max(1));
-    }
+    let mut builder = match workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(n.max(1));
+            builder
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     builder.enable_all().build()
 }
 

@@ -159,7 +159,12 @@ impl Traffic {
 
     /// Count one request on `route`, decided for `side`, for `tenant` when one was found.
     pub fn record(&self, route: &str, side: Side, tenant: Option<&str>) {
-        let now = self.clock.now_secs();
+        self.record_at(route, side, tenant, self.clock.now_secs());
+    }
+
+    /// [`Traffic::record`] for a request that arrived at `now` (seconds since the epoch): the
+    /// request path already read the clock.
+    pub fn record_at(&self, route: &str, side: Side, tenant: Option<&str>, now: u64) {
         let Some(counters) = self.route_or_insert(route) else {
             return;
         };

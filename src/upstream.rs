@@ -2,6 +2,9 @@
 //! origins, passive health (eject an origin after N consecutive connect failures for T), and
 //! the connect / response-header timeouts.
 //!
+//! HTTP/1.1 requests go through [`h1`], whose connections are driven by the request's own task;
+//! HTTP/2 upstreams and upgrades (WebSocket) use hyper's pooled client.
+//!
 //! Pools live in the rule snapshot but are built outside the pure config compile: on reload,
 //! [`Pools::build`] reuses the pool of every upstream whose spec did not change, so a reload
 //! causes no reconnect storm and keeps warm keep-alive connections.
@@ -13,7 +16,6 @@ use std::time::Duration;
 
 use http::uri::{Authority, Scheme};
 use http::{Request, Response, Uri};
-use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -24,6 +26,10 @@ use crate::clock::Clock;
 use crate::error::ProxyError;
 use crate::rules::UpstreamSpec;
 use crate::tls::{self, TlsError};
+
+mod h1;
+
+pub use h1::{DrivenBody, UpstreamBody};
 
 type HttpsClient = Client<HttpsConnector<HttpConnector>, Body>;
 
@@ -39,10 +45,12 @@ pub struct Origin {
     consecutive_failures: AtomicU32,
     /// Unix milliseconds until which the origin is ejected (0 = healthy).
     ejected_until_ms: AtomicU64,
+    /// Idle HTTP/1.1 connections to this origin.
+    idle: Arc<h1::IdleQueue>,
 }
 
 impl Origin {
-    fn new(uri: &Uri) -> Option<Origin> {
+    fn new(uri: &Uri, max_idle: usize) -> Option<Origin> {
         let scheme = uri.scheme().cloned()?;
         let authority = uri.authority().cloned()?;
         let base_path = uri.path().trim_end_matches('/').to_string();
@@ -52,6 +60,7 @@ impl Origin {
             base_path,
             consecutive_failures: AtomicU32::new(0),
             ejected_until_ms: AtomicU64::new(0),
+            idle: Arc::new(h1::IdleQueue::new(max_idle)),
         })
     }
 
@@ -84,8 +93,11 @@ pub struct Pool {
     next: AtomicUsize,
     /// Ejection deadlines are wall-clock milliseconds from this clock.
     clock: Clock,
+    /// HTTP/1.1 on connections driven by the request's task; `None` for HTTP/2 upstreams.
+    h1: Option<h1::H1Client>,
+    /// hyper's pooled client: HTTP/2 upstreams.
     client: HttpsClient,
-    /// A client forced to HTTP/1.1, for upgrade (WebSocket) requests.
+    /// hyper's pooled client forced to HTTP/1.1, for upgrade (WebSocket) requests.
     client_h1: HttpsClient,
 }
 
@@ -101,18 +113,33 @@ impl std::fmt::Debug for Pool {
 impl Pool {
     /// Build a pool for `spec`. Fails only when a CA file cannot be read.
     pub fn new(spec: Arc<UpstreamSpec>, clock: Clock) -> Result<Pool, PoolError> {
-        let origins = spec.origins.iter().filter_map(Origin::new).collect();
+        let origins = spec
+            .origins
+            .iter()
+            .filter_map(|uri| Origin::new(uri, spec.max_idle_per_origin))
+            .collect();
         let error = |source| PoolError {
             upstream: spec.name.clone(),
             source: Box::new(source),
         };
         let client = build_client(&spec, spec.http2).map_err(error)?;
         let client_h1 = build_client(&spec, false).map_err(error)?;
+        let h1 = if spec.http2 {
+            None
+        } else {
+            let connector = connector(&spec, false).map_err(error)?;
+            Some(h1::H1Client::new(
+                connector,
+                spec.idle_timeout,
+                clock.clone(),
+            ))
+        };
         Ok(Pool {
             spec,
             origins,
             next: AtomicUsize::new(0),
             clock,
+            h1,
             client,
             client_h1,
         })
@@ -130,10 +157,12 @@ impl Pool {
             return Err(ProxyError::NoHealthyOrigin);
         }
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let now = self.now_ms();
+        // The clock is read only when some origin has been ejected at some point.
+        let mut now = None;
         for i in 0..n {
             let origin = &self.origins[(start + i) % n];
-            if origin.is_healthy(now) {
+            let until = origin.ejected_until_ms.load(Ordering::Relaxed);
+            if until == 0 || until <= *now.get_or_insert_with(|| self.now_ms()) {
                 return Ok(origin);
             }
         }
@@ -150,25 +179,45 @@ impl Pool {
         origin: &Origin,
         request: Request<Body>,
         upgrade: bool,
-    ) -> Result<Response<Incoming>, ProxyError> {
-        let client = if upgrade {
-            &self.client_h1
-        } else {
-            &self.client
+    ) -> Result<Response<UpstreamBody>, ProxyError> {
+        let result = match (&self.h1, upgrade) {
+            (Some(h1), false) => {
+                // Pinned in place: the timeout wraps a reference, not a moved copy of the future.
+                let sent = std::pin::pin!(h1.send(&origin.idle, request));
+                match tokio::time::timeout(self.spec.timeout, sent).await {
+                    Err(_) => Err(ProxyError::UpstreamTimeout),
+                    Ok(Ok(response)) => Ok(response),
+                    Ok(Err(error)) if error.is_connect() => {
+                        Err(ProxyError::UpstreamConnect(Box::new(error)))
+                    }
+                    Ok(Err(error)) => Err(ProxyError::UpstreamProtocol(Box::new(error))),
+                }
+            }
+            _ => {
+                let client = if upgrade {
+                    &self.client_h1
+                } else {
+                    &self.client
+                };
+                // hyper's pooled client: HTTP/2 and upgrades, the rarer paths; boxed so its
+                // large future does not weigh on every request's.
+                let sent = Box::pin(client.request(request));
+                match tokio::time::timeout(self.spec.timeout, sent).await {
+                    Err(_) => Err(ProxyError::UpstreamTimeout),
+                    Ok(Ok(response)) => Ok(response.map(UpstreamBody::Pooled)),
+                    Ok(Err(error)) if error.is_connect() => {
+                        Err(ProxyError::UpstreamConnect(Box::new(error)))
+                    }
+                    Ok(Err(error)) => Err(ProxyError::UpstreamProtocol(Box::new(error))),
+                }
+            }
         };
-        let result = tokio::time::timeout(self.spec.timeout, client.request(request)).await;
-        match result {
-            Err(_) => Err(ProxyError::UpstreamTimeout),
-            Ok(Ok(response)) => {
-                origin.consecutive_failures.store(0, Ordering::Relaxed);
-                Ok(response)
-            }
-            Ok(Err(error)) if error.is_connect() => {
-                self.record_connect_failure(origin);
-                Err(ProxyError::UpstreamConnect(Box::new(error)))
-            }
-            Ok(Err(error)) => Err(ProxyError::UpstreamProtocol(Box::new(error))),
+        match &result {
+            Ok(_) => origin.consecutive_failures.store(0, Ordering::Relaxed),
+            Err(ProxyError::UpstreamConnect(_)) => self.record_connect_failure(origin),
+            Err(_) => {}
         }
+        result
     }
 
     fn record_connect_failure(&self, origin: &Origin) {
@@ -182,7 +231,8 @@ impl Pool {
     }
 }
 
-fn build_client(spec: &UpstreamSpec, http2: bool) -> Result<HttpsClient, TlsError> {
+/// A connector for the origins of `spec`: plain TCP or TLS (ALPN h2 too with `http2`).
+fn connector(spec: &UpstreamSpec, http2: bool) -> Result<HttpsConnector<HttpConnector>, TlsError> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_connect_timeout(Some(spec.connect_timeout));
@@ -192,11 +242,15 @@ fn build_client(spec: &UpstreamSpec, http2: bool) -> Result<HttpsClient, TlsErro
     let builder = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http();
-    let connector = if http2 {
+    Ok(if http2 {
         builder.enable_all_versions().wrap_connector(http)
     } else {
         builder.enable_http1().wrap_connector(http)
-    };
+    })
+}
+
+fn build_client(spec: &UpstreamSpec, http2: bool) -> Result<HttpsClient, TlsError> {
+    let connector = connector(spec, http2)?;
     let mut client = Client::builder(TokioExecutor::new());
     client
         .pool_timer(TokioTimer::new())

@@ -328,25 +328,51 @@ fn upstream(cx: &mut Cx<'_>, name: &Text, u: &RawUpstream) -> UpstreamSpec {
     }
 }
 
+/// Why an origin URL is not usable.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid origin {text:?}: {why}")]
+pub(super) struct OriginError {
+    text: String,
+    why: OriginProblem,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum OriginProblem {
+    #[error("{0}")]
+    Unparsable(#[from] http::uri::InvalidUri),
+    #[error("must start with http:// or https://")]
+    Scheme,
+    #[error("needs a host")]
+    NoHost,
+    #[error("user info is not allowed")]
+    UserInfo,
+    #[error("must not have a path or query; use a route's rewrite.add_prefix")]
+    Path,
+}
+
 /// An origin URL: `http://` or `https://`, a host, no path beyond `/`, no query.
-pub(super) fn origin(text: &str) -> Result<http::Uri, String> {
-    let bad = |why: &str| format!("invalid origin {text:?}: {why}");
-    let uri: http::Uri = text.trim().parse().map_err(|e| bad(&format!("{e}")))?;
+pub(super) fn origin(text: &str) -> Result<http::Uri, OriginError> {
+    let bad = |why| OriginError {
+        text: text.to_owned(),
+        why,
+    };
+    let uri: http::Uri = text
+        .trim()
+        .parse()
+        .map_err(|e| bad(OriginProblem::Unparsable(e)))?;
     match uri.scheme_str() {
         Some("http" | "https") => {}
-        _ => return Err(bad("must start with http:// or https://")),
+        _ => return Err(bad(OriginProblem::Scheme)),
     }
     match uri.host() {
         Some(h) if !h.is_empty() => {}
-        _ => return Err(bad("needs a host")),
+        _ => return Err(bad(OriginProblem::NoHost)),
     }
     if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
-        return Err(bad("user info is not allowed"));
+        return Err(bad(OriginProblem::UserInfo));
     }
     if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
-        return Err(bad(
-            "must not have a path or query; use a route's rewrite.add_prefix",
-        ));
+        return Err(bad(OriginProblem::Path));
     }
     Ok(uri)
 }
@@ -445,8 +471,17 @@ fn store(cx: &mut Cx<'_>, raw: Option<&RawStore>) -> StoreConfig {
     }
 }
 
+/// Why a store URL is not usable.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+enum StoreUrlError {
+    #[error("invalid store url {0:?}: expected sqlite://FILE or postgres://…")]
+    Scheme(String),
+    #[error("invalid store url {0:?}: no database file")]
+    NoFile(String),
+}
+
 /// `sqlite://` paths resolved against the config's directory; `postgres://` as written.
-fn store_url(url: &str, refs: &Refs) -> Result<String, String> {
+fn store_url(url: &str, refs: &Refs) -> Result<String, StoreUrlError> {
     let url = url.trim();
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok(url.to_owned());
@@ -455,16 +490,14 @@ fn store_url(url: &str, refs: &Refs) -> Result<String, String> {
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
     else {
-        return Err(format!(
-            "invalid store url {url:?}: expected sqlite://FILE or postgres://…"
-        ));
+        return Err(StoreUrlError::Scheme(url.to_owned()));
     };
     let (file, query) = match rest.split_once('?') {
         Some((f, q)) => (f, Some(q)),
         None => (rest, None),
     };
     if file.is_empty() {
-        return Err(format!("invalid store url {url:?}: no database file"));
+        return Err(StoreUrlError::NoFile(url.to_owned()));
     }
     if file == ":memory:" {
         return Ok(format!(

@@ -103,26 +103,21 @@ pub async fn stored(store: &Store) -> Vec<HistoryEntry> {
 }
 
 /// Save every generation (its full config text) in the store until `shutdown`; the
-/// generation in force when shutdown comes is saved before this returns.
+/// generation in force when shutdown comes is saved before this returns. Generations that
+/// followed each other faster than the store wrote them are all saved, oldest first.
 pub async fn persist(live: Arc<Live>, store: Store, mut shutdown: watch::Receiver<bool>) {
     let mut changed = live.subscribe();
-    // Generations before this run's first are in the store already (they seeded the history).
-    let mut saved = live
-        .history()
-        .iter()
-        .find(|e| e.trigger == Trigger::Start)
-        .map_or(0, |e| e.generation.saturating_sub(1));
+    // Generations before this process's first came from the store.
+    let mut saved = live.first_generation().saturating_sub(1);
     // Attempts left once shutdown has come: a store that is down must not hold the exit.
     let mut last_tries = 3;
     loop {
-        // Every generation since the last saved one, oldest first: two reloads in quick
-        // succession must not leave the first out of the stored history.
-        let pending: Vec<HistoryEntry> = live
+        let mut pending: Vec<HistoryEntry> = live
             .history()
             .into_iter()
-            .rev()
             .filter(|e| e.generation > saved)
             .collect();
+        pending.sort_by_key(|e| e.generation);
         for entry in pending {
             let record = GenerationRecord {
                 generation: entry.generation,

@@ -12,15 +12,19 @@ use super::fallback;
 use crate::body::{self, Body, BodyFault, Buffered, FaultSlot, GuardedBody};
 use crate::error::ProxyError;
 
-/// The guarded body to send, and the whole body when it was kept for a replay.
+/// The guarded body to send; the whole body goes to `ctx.replay` when it was kept.
 pub(super) async fn prepare(
     ctx: &mut RequestCtx<'_>,
     parts: &http::request::Parts,
     incoming: Incoming,
-) -> Result<(Body, Option<Bytes>), ProxyError> {
+) -> Result<Body, ProxyError> {
     // hyper knows when there is no body at all (no Content-Length or a zero one on HTTP/1,
     // END_STREAM on the HTTP/2 headers): such a request replays trivially.
-    let empty = incoming.is_end_stream();
+    if incoming.is_end_stream() {
+        // Nothing to guard or keep.
+        ctx.replay = Some(Bytes::new());
+        return Ok(body::empty());
+    }
     let limits = &ctx.snapshot.rules.listen.limits;
     let body = body::boxed(GuardedBody::new(
         incoming,
@@ -29,9 +33,6 @@ pub(super) async fn prepare(
         ctx.body_fault.clone(),
         ctx.clock().clone(),
     ));
-    if empty {
-        return Ok((body, Some(Bytes::new())));
-    }
     // The shadow copy needs the body again, and so does a retry on legacy.
     let shadow_copy = ctx
         .decision
@@ -42,11 +43,14 @@ pub(super) async fn prepare(
         .map_or(0, |p| p.max_body);
     let keep = fallback::replay_buffer(ctx).max(shadow_copy);
     if keep == 0 || declared_length(&parts.headers).is_some_and(|n| n > keep) {
-        return Ok((body, None));
+        return Ok(body);
     }
     match body::buffer_up_to(body, keep).await {
-        Ok(Buffered::Complete(bytes)) => Ok((body::full(bytes.clone()), Some(bytes))),
-        Ok(Buffered::TooLong(rest)) => Ok((rest, None)),
+        Ok(Buffered::Complete(bytes)) => {
+            ctx.replay = Some(bytes.clone());
+            Ok(body::full(bytes))
+        }
+        Ok(Buffered::TooLong(rest)) => Ok(rest),
         Err(_) => Err(client_fault(&ctx.body_fault)),
     }
 }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
 use http::{HeaderValue, Request};
 
 use super::Connection;
@@ -21,7 +22,7 @@ pub struct RequestCtx<'s> {
     /// Kept from the client when sane, else made here; sent upstream and back.
     pub request_id: HeaderValue,
     /// The host the client asked for (Host header, or the HTTP/2 authority).
-    pub host: Option<String>,
+    pub host: Option<HeaderValue>,
     /// An HTTP/1.1 upgrade (WebSocket) request.
     pub upgrade: bool,
     /// The decision, once made (with the tenant owned: the request head moves on).
@@ -32,8 +33,12 @@ pub struct RequestCtx<'s> {
     pub fell_back: bool,
     /// Where the request body's guard records a client fault (stall, size, broken framing).
     pub body_fault: FaultSlot,
-    /// Time from the first upstream attempt to the response head (fallback included).
-    pub upstream_elapsed: Duration,
+    /// When the first upstream attempt started: the primary's latency a shadow comparison
+    /// reports runs from here to the answer's head (fallback included).
+    pub upstream_started: Option<Instant>,
+    /// The whole request body when it was kept for a replay (fallback, shadow copy, a retry on
+    /// a fresh connection); empty for a request without a body.
+    pub replay: Option<Bytes>,
     clock: &'s Clock,
     started: Instant,
     now: SystemTime,
@@ -60,7 +65,8 @@ impl<'s> RequestCtx<'s> {
             served_side: Side::Legacy,
             fell_back: false,
             body_fault: FaultSlot::default(),
-            upstream_elapsed: Duration::ZERO,
+            upstream_started: None,
+            replay: None,
             clock,
             started: clock.instant(),
             now: clock.now(),
@@ -107,7 +113,7 @@ impl<'s> RequestCtx<'s> {
         Downstream {
             peer: Some(self.conn.peer.ip()),
             tls: self.conn.tls,
-            host: self.host.as_deref(),
+            host: self.host.as_ref(),
         }
     }
 }

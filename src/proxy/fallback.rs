@@ -10,9 +10,7 @@
 //!
 //! A failure caused by the client (its body stalled, too large, or broken) is never retried.
 
-use bytes::Bytes;
 use http::Response;
-use hyper::body::Incoming;
 
 use super::Proxy;
 use super::ctx::RequestCtx;
@@ -22,6 +20,7 @@ use crate::error::ProxyError;
 use crate::head::{self, SHADOW_HEADER};
 use crate::rules::Side;
 use crate::telemetry::RouteLabel;
+use crate::upstream::UpstreamBody;
 
 /// Bytes of request body worth keeping so a retry can replay it (0: no retry is possible).
 pub(super) fn replay_buffer(ctx: &RequestCtx<'_>) -> u64 {
@@ -40,7 +39,7 @@ fn may_retry(ctx: &RequestCtx<'_>) -> bool {
 }
 
 /// Whether a first attempt that ended like `first` is retried on legacy.
-fn should_retry(method: &http::Method, first: &Result<Response<Incoming>, ProxyError>) -> bool {
+fn should_retry(method: &http::Method, first: &Result<Response<UpstreamBody>, ProxyError>) -> bool {
     match first {
         Err(error) if error.never_reached_origin() => true,
         Err(error) if error.is_upstream() => head::is_idempotent(method),
@@ -56,19 +55,19 @@ pub(super) async fn forward_with_fallback(
     ctx: &mut RequestCtx<'_>,
     parts: http::request::Parts,
     body: Body,
-    replay: Option<Bytes>,
-) -> Result<(Response<Incoming>, Side), ProxyError> {
+) -> Result<(Response<UpstreamBody>, Side), ProxyError> {
     let (side, upstream) = match &ctx.decision {
         Some(d) => (d.side, d.upstream),
         None => (Side::Legacy, ctx.snapshot.rules.default_upstream.as_str()),
     };
     // Only a request that may be retried pays for a copy of its head.
-    let retry = replay
+    let retry = ctx
+        .replay
+        .clone()
         .filter(|_| may_retry(ctx))
         .map(|bytes| (parts.clone(), bytes));
-    let started = ctx.instant();
+    ctx.upstream_started = Some(ctx.instant());
     let first = forward::attempt(proxy, ctx, upstream, side, parts, body, ctx.upgrade).await;
-    ctx.upstream_elapsed = ctx.since(started);
     let Some((mut parts, bytes)) = retry.filter(|(p, _)| should_retry(&p.method, &first)) else {
         return first.map(|response| (response, side));
     };
@@ -96,6 +95,5 @@ pub(super) async fn forward_with_fallback(
         false,
     )
     .await;
-    ctx.upstream_elapsed = ctx.since(started);
     Ok((response?, Side::Legacy))
 }

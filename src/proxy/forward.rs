@@ -4,7 +4,6 @@
 //! against nobody.
 
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
 
 use super::Proxy;
 use super::body_phase::client_fault;
@@ -13,6 +12,7 @@ use crate::body::Body;
 use crate::error::ProxyError;
 use crate::head;
 use crate::rules::Side;
+use crate::upstream::UpstreamBody;
 
 /// Send `parts` + `body` to `upstream` as `side`.
 pub(super) async fn attempt(
@@ -23,7 +23,7 @@ pub(super) async fn attempt(
     mut parts: http::request::Parts,
     body: Body,
     upgrade: bool,
-) -> Result<Response<Incoming>, ProxyError> {
+) -> Result<Response<UpstreamBody>, ProxyError> {
     let pool = ctx.snapshot.pools.get(upstream)?;
     let origin = pool.pick()?;
     let rewrite = ctx.route().map(|r| &r.rewrite);

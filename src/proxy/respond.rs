@@ -2,8 +2,9 @@
 //! becomes a byte tunnel, the body is teed to the shadow ticket, and the request-id and debug
 //! headers are set.
 
+use std::time::Duration;
+
 use http::{HeaderValue, Response, StatusCode, header};
-use hyper::body::Incoming;
 
 use super::ctx::RequestCtx;
 use crate::body::{self, Body};
@@ -11,11 +12,12 @@ use crate::error::{ProxyError, Scope};
 use crate::head::{REQUEST_ID, SHADOW_HEADER};
 use crate::rules::Side;
 use crate::shadow::ShadowTicket;
+use crate::upstream::UpstreamBody;
 
 /// The answer to forward: `response` came from `served_by`.
 pub(super) fn response(
     ctx: &RequestCtx<'_>,
-    mut response: Response<Incoming>,
+    mut response: Response<UpstreamBody>,
     served_by: Side,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     ticket: Option<ShadowTicket>,
@@ -30,7 +32,13 @@ pub(super) fn response(
     }
     let (mut head, upstream_body) = response.into_parts();
     let body = match ticket {
-        Some(ticket) => ticket.tee_primary(&head, upstream_body, ctx.upstream_elapsed, served_by),
+        Some(ticket) => {
+            // The head arrived just now; the time is only read when a comparison needs it.
+            let elapsed = ctx
+                .upstream_started
+                .map_or(Duration::ZERO, |started| ctx.since(started));
+            ticket.tee_primary(&head, upstream_body, elapsed, served_by)
+        }
         None => body::boxed(upstream_body),
     };
     head.headers.remove(SHADOW_HEADER);

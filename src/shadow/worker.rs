@@ -258,7 +258,7 @@ async fn call(job: &Job, side: Side, clock: &Clock) -> Result<Collected, CallErr
     let downstream = Downstream {
         peer: job.peer,
         tls: false,
-        host: job.host.as_deref(),
+        host: job.host.as_ref(),
     };
     head::prepare_request(
         &mut parts,

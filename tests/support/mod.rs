@@ -151,22 +151,46 @@ impl TestGateway {
         Self::start_with(config, &[], false).await
     }
 
+    /// Start on tokio's clock: under `start_paused` the gateway's wall time and instants move
+    /// only with `tokio::time` (auto-advance or `advance`).
+    pub async fn start_paused(config: &str) -> TestGateway {
+        Self::start_opts(
+            config,
+            &[],
+            Options {
+                clock: Some(switchyard::clock::Clock::tokio()),
+                ..Options::default()
+            },
+        )
+        .await
+    }
+
     pub async fn start_with(config: &str, files: &[(&str, &[u8])], watch: bool) -> TestGateway {
-        let dir = tempfile::tempdir().unwrap();
-        for (name, content) in files {
-            std::fs::write(dir.path().join(name), content).unwrap();
-        }
-        let path = dir.path().join("gw.toml");
-        std::fs::write(&path, config).unwrap();
-        let gateway = Gateway::start(
-            &path,
+        Self::start_opts(
+            config,
+            files,
             Options {
                 watch,
                 ..Options::default()
             },
         )
         .await
-        .unwrap_or_else(|e| panic!("gateway did not start: {e}\n{config}"));
+    }
+
+    pub async fn start_opts(
+        config: &str,
+        files: &[(&str, &[u8])],
+        options: Options,
+    ) -> TestGateway {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, content) in files {
+            std::fs::write(dir.path().join(name), content).unwrap();
+        }
+        let path = dir.path().join("gw.toml");
+        std::fs::write(&path, config).unwrap();
+        let gateway = Gateway::start(&path, options)
+            .await
+            .unwrap_or_else(|e| panic!("gateway did not start: {e}\n{config}"));
         let http = gateway.http.or(gateway.https).unwrap();
         TestGateway {
             gateway: Some(gateway),
