@@ -19,7 +19,10 @@
 //! validate-then-swap pipeline as a hand edit of the config file (which they rewrite,
 //! keeping its comments), and are recorded in the audit log of the store before they answer.
 //! When the store could not be opened at start, writes answer 503: an unaudited change is
-//! not made. Reads and traffic are unaffected.
+//! not made. Reads and traffic are unaffected. With the rules in PostgreSQL, writes also
+//! answer 503 while that database cannot be reached, and each write first brings this replica
+//! up to the newest revision, so it is computed from it ([`fleet`]: `GET /admin/fleet`,
+//! `GET|POST /admin/config`).
 //!
 //! ```text
 //! curl -H "authorization: Bearer $TOKEN" http://127.0.0.1:9901/admin/status
@@ -33,6 +36,9 @@ mod auth;
 mod contract_tests;
 mod dashboard;
 mod error;
+mod fleet;
+
+use fleet::Write;
 mod rollout;
 mod sample;
 mod shadow;
@@ -52,6 +58,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::clock::Clock;
+use crate::fleet::Fleet;
 use crate::live::Live;
 use crate::store::{AuditEntry, Store};
 use crate::telemetry::Metrics;
@@ -70,6 +77,8 @@ pub struct AdminState {
     pub traffic: Arc<Traffic>,
     pub metrics: Arc<Metrics>,
     pub clock: Clock,
+    /// This replica in the fleet (its identity; the shared document's state).
+    pub fleet: Arc<Fleet>,
     /// Serialises admin writes: each edit is computed from the generation in force.
     writes: tokio::sync::Mutex<()>,
 }
@@ -84,6 +93,7 @@ impl AdminState {
         traffic: Arc<Traffic>,
         metrics: Arc<Metrics>,
         clock: Clock,
+        fleet: Arc<Fleet>,
     ) -> Arc<AdminState> {
         Arc::new(AdminState {
             live,
@@ -91,6 +101,7 @@ impl AdminState {
             traffic,
             metrics,
             clock,
+            fleet,
             writes: tokio::sync::Mutex::new(()),
         })
     }
@@ -105,6 +116,7 @@ impl AdminState {
     async fn audit(&self, mut entry: AuditEntry) -> Result<i64, ApiError> {
         let store = self.store()?;
         entry.at_ms = self.clock.now_ms();
+        entry.replica = Some(self.fleet.replica().to_owned());
         match store.append_audit(&entry).await {
             Ok(id) => Ok(id),
             Err(error) => {
@@ -129,6 +141,8 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/admin/rollout", post(rollout::rollout))
         .route("/admin/reload", post(api::reload))
         .route("/admin/rollback", post(api::rollback))
+        .route("/admin/fleet", get(fleet::fleet))
+        .route("/admin/config", get(fleet::pull).post(fleet::push))
         .route("/admin/shadow/report", get(shadow::report))
         .route("/admin/shadow/timeline", get(shadow::timeline))
         .route("/admin/shadow/samples/{id}", get(sample::sample))

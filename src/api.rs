@@ -45,5 +45,6 @@ pub use rollout::{
     RouteRules, Scope, TenantRules,
 };
 pub use status::{
-    AuditStore, RouteView, RoutesQuery, RoutesResponse, ShadowSummary, StatusResponse, TenantList,
+    AuditStore, Rejected, RouteView, RoutesQuery, RoutesResponse, ShadowSummary, SourceStatus,
+    StatusResponse, TenantList,
 };

@@ -8,12 +8,13 @@ use std::process::ExitCode;
 use clap::error::{ContextKind, ContextValue};
 use clap::{Parser, Subcommand};
 
+use crate::client::fleet::{PullArgs, PushArgs};
 use crate::client::{self, AdminArgs, AuditArgs, Call, ReportArgs, RolloutArgs};
 use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::config;
-use crate::config::source::Source;
+use crate::config::source::{PgSource, Source, SourceError, SourceOptions};
 use crate::gateway::{Gateway, Options};
 use crate::live::Live;
 use crate::rules::{self, RequestView, Side};
@@ -31,16 +32,30 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve traffic with the rules in FILE (hot-reloaded on change and on SIGHUP).
+    /// Serve traffic with the rules in FILE (hot-reloaded on change and on SIGHUP), or in a
+    /// PostgreSQL document shared by a fleet (`postgres://…/db?document=NAME`).
     Run {
-        /// A config file (or `file://` URL).
-        #[arg(long, short)]
+        /// A config file (or `file://` URL), or `postgres://…?document=NAME[&poll=5s]`.
+        #[arg(long, short, env = "SWITCHYARD_CONFIG", hide_env_values = true)]
+        config: String,
+        #[command(flatten)]
+        replica: ReplicaArgs,
+    },
+    /// Validate FILE (or the newest revision of a PostgreSQL document): exit 0, or print
+    /// `file:line:col: message` (`revision N:line:col: message`) for every error and exit 1.
+    Check {
+        #[arg(long, short, env = "SWITCHYARD_CONFIG", hide_env_values = true)]
         config: String,
     },
-    /// Validate FILE: exit 0, or print `file:line:col: message` for every error and exit 1.
-    Check {
-        #[arg(long, short)]
-        config: PathBuf,
+    /// The rule document: `config push FILE`, `config pull`, `config schema`.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Every replica sharing the rule document: the revision it serves and its lag.
+    Fleet {
+        #[command(flatten)]
+        admin: AdminArgs,
     },
     /// Print the decision for one request as JSON, without any network.
     Explain {
@@ -128,11 +143,6 @@ pub enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
-    /// Tools for the config file itself.
-    Config {
-        #[command(subcommand)]
-        command: ConfigCommand,
-    },
 }
 
 /// `switchyard config …`
@@ -140,6 +150,24 @@ pub enum Command {
 pub enum ConfigCommand {
     /// Print the JSON Schema of the config file, for editors (see docs/config.md).
     Schema,
+    /// Validate FILE with the same build as a reload and make it the newest revision
+    /// (compare-and-set); prints the new revision.
+    Push(PushArgs),
+    /// Print the document's current text.
+    Pull(PullArgs),
+}
+
+/// Who this replica is, and where it keeps the last good rules of a shared document.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReplicaArgs {
+    /// This replica's name in status, audit, revisions and `switchyard fleet` (default: the
+    /// host name).
+    #[arg(long, env = "SWITCHYARD_REPLICA_ID")]
+    pub replica_id: Option<String>,
+    /// Where the last good revision of a PostgreSQL document is cached, so a restart while
+    /// the database is down still serves the last rules.
+    #[arg(long, env = "SWITCHYARD_CACHE_DIR", default_value = ".")]
+    pub cache_dir: PathBuf,
 }
 
 /// Run the command line; the returned code is the process's exit status.
@@ -149,7 +177,7 @@ pub fn main() -> ExitCode {
         Err(error) => return usage_error(error),
     };
     match cli.command {
-        Command::Run { config } => run(&config),
+        Command::Run { config, replica } => run(&config, &replica),
         Command::Check { config } => check(&config),
         Command::Explain {
             config,
@@ -175,12 +203,15 @@ pub fn main() -> ExitCode {
         } => client::main(&admin, Call::Rollback { generation, reason }),
         Command::Audit { filter, admin } => client::main(&admin, Call::Audit(filter)),
         Command::Report { report, admin } => client::main(&admin, Call::Report(report)),
-        Command::Config {
-            command: ConfigCommand::Schema,
-        } => {
-            print!("{}", config::schema::json_schema_text());
-            ExitCode::SUCCESS
-        }
+        Command::Config { command } => match command {
+            ConfigCommand::Schema => {
+                print!("{}", config::schema::json_schema_text());
+                ExitCode::SUCCESS
+            }
+            ConfigCommand::Push(args) => client::fleet::push(&args),
+            ConfigCommand::Pull(args) => client::fleet::pull(&args),
+        },
+        Command::Fleet { admin } => client::fleet::fleet(&admin),
     }
 }
 
@@ -199,9 +230,17 @@ fn usage_error(error: clap::Error) -> ExitCode {
     }
 }
 
-fn run(config: &str) -> ExitCode {
+fn run(config: &str, replica: &ReplicaArgs) -> ExitCode {
     crate::telemetry::init_logging();
-    let source = match Source::parse(config) {
+    let replica_id = replica
+        .replica_id
+        .clone()
+        .unwrap_or_else(crate::fleet::default_replica_id);
+    let options = SourceOptions {
+        replica: replica_id.clone(),
+        cache_dir: Some(replica.cache_dir.clone()),
+    };
+    let source = match Source::open(config, &options) {
         Ok(source) => source,
         Err(error) => return fail(error),
     };
@@ -216,7 +255,15 @@ fn run(config: &str) -> ExitCode {
     };
     let metrics = Arc::new(Metrics::new());
     let clock = Clock::system();
-    let first = match boot.block_on(Live::first_load(&source, &metrics, &clock)) {
+    let first = boot.block_on(async {
+        let first = Live::first_load(&source, &metrics, &clock).await;
+        // Its connections belong to this runtime: the serving runtime opens its own.
+        if let Some(pg) = source.postgres() {
+            pg.close().await;
+        }
+        first
+    });
+    let first = match first {
         Ok(first) => first,
         Err(error) => {
             eprintln!("{error}");
@@ -232,6 +279,7 @@ fn run(config: &str) -> ExitCode {
         let options = Options {
             watch: true,
             clock: Some(clock),
+            replica_id: Some(replica_id),
         };
         let gateway = match Gateway::start_loaded(source, first, metrics, options).await {
             Ok(gateway) => gateway,
@@ -246,12 +294,22 @@ fn run(config: &str) -> ExitCode {
 
 /// Validate exactly what a start or a reload would: the same build, upstream clients and
 /// compare tables included.
-fn check(config: &std::path::Path) -> ExitCode {
-    match snapshot::check_file(config) {
+fn check(config: &str) -> ExitCode {
+    let source = match Source::parse(config) {
+        Ok(source) => source,
+        Err(error) => return fail(error),
+    };
+    let (name, checked) = match &source {
+        Source::File(_) => (config.to_owned(), snapshot::check_file(source.path())),
+        Source::Postgres(pg) => match check_document(pg) {
+            Ok((revision, checked)) => (format!("revision {revision}"), checked),
+            Err(error) => return fail(error),
+        },
+    };
+    match checked {
         Ok(candidate) => {
             println!(
-                "{}: ok ({} routes, {} upstreams)",
-                config.display(),
+                "{name}: ok ({} routes, {} upstreams)",
                 candidate.rules.routes.len(),
                 candidate.rules.upstreams.len()
             );
@@ -262,6 +320,29 @@ fn check(config: &std::path::Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Read the newest revision of a shared document and build it as a replica would.
+fn check_document(
+    pg: &PgSource,
+) -> Result<(u64, Result<snapshot::Candidate, snapshot::BuildError>), SourceError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| SourceError::Io {
+            path: PathBuf::from("runtime"),
+            source: e,
+        })?;
+    let document = runtime.block_on(async {
+        let document = pg.read().await;
+        pg.close().await;
+        document
+    })?;
+    let revision = document.revision.unwrap_or(0);
+    let source = Source::Postgres(pg.clone());
+    let name = source.name_for(document.revision);
+    let checked = snapshot::build(&document.text, &name, None, &Clock::system());
+    Ok((revision, checked))
 }
 
 fn explain(

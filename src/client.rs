@@ -15,6 +15,7 @@
 //! switchyard audit --route cards --limit 20
 //! ```
 
+pub mod fleet;
 mod format;
 mod report;
 

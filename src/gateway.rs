@@ -1,7 +1,9 @@
 //! A running gateway process, assembled in one place: rules ([`Live`]), the store and its
 //! writer, the shadow worker, the request path ([`Proxy`]), the data listeners, the admin
-//! listener, and the reload triggers. [`Gateway::shutdown`] takes them down in order: stop
-//! accepting, drain, flush shadow results, persist the generation in force, close the store.
+//! listener, the reload triggers, and — with the rules in PostgreSQL — the fleet loop that
+//! keeps this replica on the newest revision. [`Gateway::shutdown`] takes them down in order:
+//! stop accepting, drain, flush shadow results, persist the generation in force, leave the
+//! fleet view, close the store.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -14,6 +16,7 @@ use crate::access_log::AccessLog;
 use crate::admin::{self, AdminState};
 use crate::clock::Clock;
 use crate::config::source::Source;
+use crate::fleet::Fleet;
 use crate::live::{self, FirstLoad, Live, ReloadError, ReloadOutcome, Trigger};
 use crate::proxy::Proxy;
 use crate::server::{self, Listeners};
@@ -40,6 +43,8 @@ pub struct Options {
     pub watch: bool,
     /// The clock (the system clock by default; tests pass a paused or manual one).
     pub clock: Option<Clock>,
+    /// This replica's identity in status, audit and the fleet view (default: the host name).
+    pub replica_id: Option<String>,
 }
 
 /// A running gateway: its bound addresses and the handle to stop it.
@@ -58,6 +63,8 @@ pub struct Gateway {
     pub proxy: Arc<Proxy>,
     /// The durable store, when it could be opened.
     pub store: Option<Store>,
+    /// This replica in the fleet.
+    pub fleet: Arc<Fleet>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -89,10 +96,18 @@ impl Gateway {
     ) -> Result<Gateway, StartError> {
         let clock = options.clock.clone().unwrap_or_default();
         let store = open_store(&first.candidate.rules.store.url, source.path()).await;
-        let past = match &store {
+        // A shared document numbers its own revisions and keeps their history: generations
+        // from a store that other replicas share would only interleave with them.
+        let keeps_history = store.as_ref().filter(|_| !source.is_revisioned());
+        let past = match keeps_history {
             Some(store) => live::history::stored(store).await,
             None => Vec::new(),
         };
+        let replica = options
+            .replica_id
+            .clone()
+            .unwrap_or_else(crate::fleet::default_replica_id);
+        let fleet = Fleet::new(replica, &source, metrics.clone(), clock.clone());
         let live = Live::start(source, first, metrics.clone(), clock.clone(), past);
         let snapshot = live.load();
         let rules = &snapshot.rules;
@@ -112,7 +127,7 @@ impl Gateway {
             )
         });
         let shadow = Shadower::start(rules, metrics.clone(), writer, clock.clone());
-        if let Some(store) = &store {
+        if let Some(store) = keeps_history {
             tasks.push(tokio::spawn(live::history::persist(
                 live.clone(),
                 store.clone(),
@@ -132,19 +147,28 @@ impl Gateway {
         let listeners = Listeners::start(&proxy, &shutdown_rx, &mut tasks).await?;
         let admin_listener = server::bind(rules.admin.listen).await?;
         let admin_addr = admin_listener.local_addr().unwrap_or(rules.admin.listen);
-        let admin_state =
-            AdminState::new(live.clone(), store.clone(), traffic, metrics.clone(), clock);
+        let admin_state = AdminState::new(
+            live.clone(),
+            store.clone(),
+            traffic,
+            metrics.clone(),
+            clock,
+            fleet.clone(),
+        );
         tasks.push(tokio::spawn(admin::serve(
             admin_listener,
             admin_state,
             shutdown_rx.clone(),
         )));
+        tasks.extend(fleet.spawn(live.clone(), admin_addr, shutdown_rx.clone()));
         if options.watch {
             live::watch::spawn_file_watch(live.clone());
             live::watch::spawn_sighup(live.clone());
         }
         tracing::info!(
             generation = snapshot.generation,
+            replica = fleet.replica(),
+            config = %live.source().describe(),
             http = ?listeners.http,
             https = ?listeners.https,
             admin = %admin_addr,
@@ -158,6 +182,7 @@ impl Gateway {
             metrics,
             proxy,
             store,
+            fleet,
             shutdown,
             tasks,
         })

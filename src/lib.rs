@@ -20,6 +20,7 @@ pub mod compare;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod fleet;
 pub mod framing;
 pub mod gateway;
 pub mod head;

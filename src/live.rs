@@ -20,7 +20,7 @@ use parking_lot::Mutex;
 use tokio::sync::watch as tokio_watch;
 
 use crate::clock::Clock;
-use crate::config::source::{Source, SourceError};
+use crate::config::source::{Author, Base, Source, SourceError};
 use crate::snapshot::{self, BuildError, Candidate};
 use crate::telemetry::Metrics;
 
@@ -71,6 +71,12 @@ pub enum ReloadError {
     /// The document changed since the text an edit was computed from.
     #[error("the config changed since it was last read; re-read it and try again")]
     Conflict,
+    /// A newer revision of a shared document than the one an edit was computed from exists:
+    /// another edit won, or this replica has not loaded it yet.
+    #[error(
+        "revision {newest} is newer than revision {based_on} this change was computed from; nothing changed"
+    )]
+    Moved { based_on: u64, newest: u64 },
     #[error("generation {0} is not in the history")]
     UnknownGeneration(u64),
     /// The compile task died (a bug): nothing was changed.
@@ -82,6 +88,7 @@ impl From<SourceError> for ReloadError {
     fn from(error: SourceError) -> Self {
         match error {
             SourceError::Conflict => ReloadError::Conflict,
+            SourceError::Moved { based_on, newest } => ReloadError::Moved { based_on, newest },
             other => ReloadError::Source(other),
         }
     }
@@ -120,11 +127,38 @@ impl Live {
         clock: &Clock,
     ) -> Result<FirstLoad, ReloadError> {
         let result = async {
-            let document = source.read().await?;
-            let candidate = compile(source, document.text, None, clock).await?;
+            let document = source.read_at_start().await?;
+            let name = source.name_for(document.revision);
+            let error = match compile(name, document.text, None, clock).await {
+                Ok(candidate) => {
+                    return Ok(FirstLoad {
+                        candidate,
+                        revision: document.revision,
+                    });
+                }
+                Err(error @ ReloadError::Build(_)) => error,
+                Err(error) => return Err(error),
+            };
+            // A shared document whose newest revision does not build: a replica that served
+            // an earlier one starts on its cached copy (the fleet loop then rejects the newest
+            // like any bad revision: logged, counted, shown); a new replica cannot start.
+            let cached = source
+                .postgres()
+                .and_then(|pg| pg.cached())
+                .filter(|c| c.revision < document.revision);
+            let Some(cached) = cached else {
+                return Err(error);
+            };
+            tracing::error!(
+                "revision {} does not build; starting on the cached revision {}:\n{error}",
+                document.revision.unwrap_or(0),
+                cached.revision.unwrap_or(0)
+            );
+            let name = source.name_for(cached.revision);
+            let candidate = compile(name, cached.text, None, clock).await?;
             Ok(FirstLoad {
                 candidate,
-                revision: document.revision,
+                revision: cached.revision,
             })
         }
         .await;
@@ -220,19 +254,30 @@ impl Live {
         self.history.lock().iter().rev().cloned().collect()
     }
 
-    /// Re-read the document (and the files it names) and swap if it builds.
+    /// Re-read the document (and the files it names) and swap if it builds. A shared document
+    /// whose database cannot be reached is rebuilt from the revision in force, so the files it
+    /// names (tokens, secrets, the tenant directory) still reload during an outage.
     pub async fn reload(&self, trigger: Trigger) -> Result<ReloadOutcome, ReloadError> {
         let _guard = self.reload_lock.lock().await;
         let result = async {
-            let document = self.source.read().await?;
             let running = self.load();
-            let candidate = compile(
-                &self.source,
-                document.text,
-                Some(running.clone()),
-                &self.clock,
-            )
-            .await?;
+            let document = match self.source.read().await {
+                Ok(document) => document,
+                Err(SourceError::Unavailable(error)) if self.source.is_revisioned() => {
+                    tracing::warn!(
+                        "config database unavailable ({error}); reloading revision {} in force",
+                        running.generation
+                    );
+                    crate::config::source::Document {
+                        text: running.text.to_string(),
+                        revision: Some(running.generation),
+                    }
+                }
+                Err(error) => return Err(error.into()),
+            };
+            let name = self.source.name_for(document.revision);
+            let candidate =
+                compile(name, document.text, Some(running.clone()), &self.clock).await?;
             Ok(self.swap(candidate, document.revision, trigger).0)
         }
         .await;
@@ -265,15 +310,39 @@ impl Live {
         text: String,
         trigger: Trigger,
     ) -> Result<(ReloadOutcome, Arc<Snapshot>), ReloadError> {
+        self.write_and_load_as(base, text, trigger, &Author::default())
+            .await
+    }
+
+    /// [`Live::write_and_load`] on behalf of `author` (kept in a shared document's revision).
+    pub async fn write_and_load_as(
+        &self,
+        base: Option<u64>,
+        text: String,
+        trigger: Trigger,
+        author: &Author,
+    ) -> Result<(ReloadOutcome, Arc<Snapshot>), ReloadError> {
         let _guard = self.reload_lock.lock().await;
-        let result = self.write_locked(base, text, trigger).await;
+        let result = self.write_locked(base, text, trigger, author).await;
         self.record(result.as_ref().map(|(outcome, _)| outcome));
         result
     }
 
     /// Build `text` into a candidate without putting it in force (dry runs, checks).
     pub async fn candidate(&self, text: String) -> Result<Candidate, ReloadError> {
-        compile(&self.source, text, Some(self.load()), &self.clock).await
+        let running = self.load();
+        let name = self.draft_name(&running);
+        compile(name, text, Some(running), &self.clock).await
+    }
+
+    /// The name an edit's text carries in config errors: the file, or the revision it would
+    /// become.
+    fn draft_name(&self, running: &Snapshot) -> std::path::PathBuf {
+        let next = self
+            .source
+            .is_revisioned()
+            .then_some(running.generation + 1);
+        self.source.name_for(next)
     }
 
     async fn write_locked(
@@ -281,20 +350,42 @@ impl Live {
         base: Option<u64>,
         text: String,
         trigger: Trigger,
+        author: &Author,
     ) -> Result<(ReloadOutcome, Arc<Snapshot>), ReloadError> {
         let running = self.load();
-        if base.is_some_and(|b| b != running.generation) {
-            return Err(ReloadError::Conflict);
+        let revisioned = self.source.is_revisioned();
+        if let Some(based_on) = base
+            && based_on != running.generation
+        {
+            return Err(if revisioned {
+                ReloadError::Moved {
+                    based_on,
+                    newest: running.generation,
+                }
+            } else {
+                ReloadError::Conflict
+            });
         }
-        let candidate = compile(&self.source, text, Some(running.clone()), &self.clock).await?;
-        if candidate.hash() == running.rules.hash {
+        let name = self.draft_name(&running);
+        let candidate = compile(name, text, Some(running.clone()), &self.clock).await?;
+        // A rollback of a shared document always appends a revision: it must also supersede a
+        // newer revision that this replica rejected.
+        let always = revisioned && base.is_none();
+        if candidate.hash() == running.rules.hash && !always {
             let outcome = ReloadOutcome::Unchanged {
                 generation: running.generation,
                 hash: running.rules.hash.clone(),
             };
             return Ok((outcome, running));
         }
-        let revision = self.source.write(&candidate.text, &running.text).await?;
+        let expected = Base {
+            text: &running.text,
+            revision: base,
+        };
+        let revision = self
+            .source
+            .write(&candidate.text, expected, author, trigger.as_str())
+            .await?;
         Ok(self.swap(candidate, revision, trigger))
     }
 
@@ -302,16 +393,51 @@ impl Live {
     /// (so the document stays the one source of truth and a restart keeps the rollback) and
     /// loaded as a new generation.
     pub async fn rollback(&self, generation: u64) -> Result<ReloadOutcome, ReloadError> {
-        let text = self
-            .history
-            .lock()
-            .iter()
-            .find(|e| e.generation == generation)
-            .map(|e| e.text.to_string());
+        self.rollback_as(generation, &Author::default()).await
+    }
+
+    /// [`Live::rollback`] on behalf of `author`. With a shared document every revision in the
+    /// table can be returned to, not only those this process loaded.
+    pub async fn rollback_as(
+        &self,
+        generation: u64,
+        author: &Author,
+    ) -> Result<ReloadOutcome, ReloadError> {
+        let text = match self.source.postgres() {
+            Some(pg) => match pg.read_revision(generation).await {
+                Ok(text) => Some(text),
+                Err(SourceError::NoRevision { .. }) => None,
+                Err(error) => return Err(error.into()),
+            },
+            None => self
+                .history
+                .lock()
+                .iter()
+                .find(|e| e.generation == generation)
+                .map(|e| e.text.to_string()),
+        };
         let Some(text) = text else {
             return Err(ReloadError::UnknownGeneration(generation));
         };
-        self.write(None, text, Trigger::Rollback).await
+        self.write_and_load_as(None, text, Trigger::Rollback, author)
+            .await
+            .map(|(outcome, _)| outcome)
+    }
+
+    /// Past generations, newest first: with a shared document, its revisions as the table
+    /// keeps them (the same list on every replica), or this process's history when the
+    /// database cannot be reached.
+    pub async fn revisions(&self) -> Vec<HistoryEntry> {
+        let Some(pg) = self.source.postgres() else {
+            return self.history();
+        };
+        match pg.revisions(HISTORY_LEN).await {
+            Ok(rows) => rows.into_iter().map(HistoryEntry::from_revision).collect(),
+            Err(error) => {
+                tracing::warn!("revision history unavailable, showing this replica's: {error}");
+                self.history()
+            }
+        }
     }
 
     /// Put `candidate` in force unless it equals the running rules; returns the outcome and
@@ -323,9 +449,12 @@ impl Live {
         trigger: Trigger,
     ) -> (ReloadOutcome, Arc<Snapshot>) {
         let previous = self.load();
-        if candidate.hash() == previous.rules.hash
-            && revision.is_none_or(|r| r == previous.generation)
-        {
+        let unchanged = candidate.hash() == previous.rules.hash
+            && revision.is_none_or(|r| r == previous.generation);
+        // A shared document never goes back: a revision older than the one in force was read
+        // before a newer one was swapped in by another path.
+        let stale = revision.is_some_and(|r| r < previous.generation);
+        if unchanged || stale {
             let outcome = ReloadOutcome::Unchanged {
                 generation: previous.generation,
                 hash: previous.rules.hash.clone(),
@@ -343,6 +472,8 @@ impl Live {
         self.current.store(snapshot.clone());
         {
             let mut history = self.history.lock();
+            // The same revision rebuilt (a file it names changed) replaces its entry.
+            history.retain(|e| e.generation != generation);
             history.push_back(entry);
             while history.len() > HISTORY_LEN {
                 history.pop_front();
@@ -364,7 +495,9 @@ impl Live {
                 self.metrics.reload("unchanged");
                 self.set_error(None);
             }
-            Err(ReloadError::Conflict) | Err(ReloadError::UnknownGeneration(_)) => {}
+            Err(ReloadError::Conflict)
+            | Err(ReloadError::Moved { .. })
+            | Err(ReloadError::UnknownGeneration(_)) => {}
             Err(error) => {
                 self.metrics.reload("error");
                 tracing::error!(
@@ -389,14 +522,14 @@ impl Live {
     }
 }
 
-/// Build `text` off the async workers: compiling 10k tenants × 2k routes is CPU work.
+/// Build `text` (named `name` in config errors) off the async workers: compiling 10k tenants
+/// × 2k routes is CPU work.
 async fn compile(
-    source: &Source,
+    path: std::path::PathBuf,
     text: String,
     previous: Option<Arc<Snapshot>>,
     clock: &Clock,
 ) -> Result<Candidate, ReloadError> {
-    let path = source.path().to_path_buf();
     let clock = clock.clone();
     let candidate = tokio::task::spawn_blocking(move || {
         snapshot::build(&text, &path, previous.as_deref(), &clock)

@@ -85,6 +85,8 @@ pub struct Metrics {
     pub shadow_skipped: Family<RouteReason, Counter>,
     pub reloads: Family<ResultLabel, Counter>,
     pub generation: Gauge<i64, AtomicU64Gauge>,
+    /// 1 while the config source answers (always for a file), 0 while its database does not.
+    pub source_up: Gauge<i64, AtomicU64Gauge>,
     pub guard_tripped: Family<RouteLabel, Counter>,
     pub store_dropped: Family<ResultLabel, Counter>,
 }
@@ -150,6 +152,12 @@ impl Metrics {
             "The rule generation in force",
             generation.clone(),
         );
+        let source_up = Gauge::<i64, AtomicU64Gauge>::default();
+        registry.register(
+            "config_source_up",
+            "1 while the config source answers, 0 while its database cannot be reached",
+            source_up.clone(),
+        );
         let guard_tripped = Family::<RouteLabel, Counter>::default();
         registry.register(
             "guard_tripped",
@@ -172,6 +180,7 @@ impl Metrics {
             shadow_skipped,
             reloads,
             generation,
+            source_up,
             guard_tripped,
             store_dropped,
         }
@@ -324,6 +333,7 @@ mod tests {
         m.shadow_skip("cards", "queue_full");
         m.reload("error");
         m.generation.set(3);
+        m.source_up.set(1);
         let text = m.render();
         for name in [
             "switchyard_requests_total{route=\"cards\",side=\"new\",status_class=\"2xx\"} 1",
@@ -333,6 +343,7 @@ mod tests {
             "switchyard_shadow_skipped_total{route=\"cards\",reason=\"queue_full\"} 1",
             "switchyard_config_reloads_total{result=\"error\"} 1",
             "switchyard_config_generation 3",
+            "switchyard_config_source_up 1",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }

@@ -8,13 +8,14 @@ use axum::extract::{Extension, State};
 use axum::http::Uri;
 use serde::Serialize;
 
-use super::{AdminJson, AdminState, ApiError, Caller, query};
+use super::{AdminJson, AdminState, ApiError, Caller, Write, query};
 use crate::api::{
     AuditQuery, AuditResponse, AuditStore, GenerationAudit, HistoryResponse, ReloadAudit,
     ReloadRequest, ReloadResponse, RollbackRequest, RollbackResponse, RouteRules, RouteView,
     RoutesQuery, RoutesResponse, ShadowSummary, StatusResponse, TenantList,
 };
 use crate::clock::epoch_ms;
+use crate::config::source::Author;
 use crate::live::{ReloadOutcome, Snapshot, Trigger};
 use crate::rules::{Route, RuleSet};
 use crate::store::{AuditEntry, AuditFilter};
@@ -34,6 +35,8 @@ pub async fn status(State(state): State<Arc<AdminState>>) -> Json<StatusResponse
         loaded_at: snapshot.loaded_at,
         trigger: snapshot.trigger,
         config: state.live.source().describe(),
+        replica: state.fleet.replica().to_owned(),
+        source: state.fleet.status(&state.live),
         routes: snapshot.rules.routes.len(),
         last_reload_error: state.live.last_error(),
         upstreams: snapshot.pools.health(),
@@ -112,11 +115,11 @@ fn route_view(rules: &RuleSet, r: &Route, traffic: &Traffic) -> RouteView {
     }
 }
 
-/// `GET /admin/history`: past generations, newest first.
+/// `GET /admin/history`: past generations, newest first (a shared document's revisions).
 pub async fn history(State(state): State<Arc<AdminState>>) -> Json<HistoryResponse> {
     Json(HistoryResponse {
         current: state.live.load().generation,
-        generations: state.live.history(),
+        generations: state.live.revisions().await,
     })
 }
 
@@ -163,8 +166,7 @@ pub async fn reload(
     Extension(caller): Extension<Caller>,
     AdminJson(request): AdminJson<ReloadRequest>,
 ) -> Result<Json<ReloadResponse>, ApiError> {
-    state.store()?;
-    let _write = state.writes.lock().await;
+    let _write = state.begin_write(Write::Reload).await?;
     let before = state.live.load();
     let outcome = state.live.reload(Trigger::Admin).await?;
     finish(
@@ -186,10 +188,13 @@ pub async fn rollback(
     Extension(caller): Extension<Caller>,
     AdminJson(request): AdminJson<RollbackRequest>,
 ) -> Result<Json<RollbackResponse>, ApiError> {
-    state.store()?;
-    let _write = state.writes.lock().await;
+    let _write = state.begin_write(Write::Edit).await?;
     let before = state.live.load();
-    let outcome = state.live.rollback(request.generation).await?;
+    let author = Author {
+        name: Some(caller.name.clone()),
+        reason: request.reason.clone(),
+    };
+    let outcome = state.live.rollback_as(request.generation, &author).await?;
     let to = Some(request.generation);
     finish(
         &state,
@@ -264,6 +269,8 @@ pub(super) fn audit_entry(
             .filter(|r| !r.is_empty()),
         generation,
         dry_run,
+        // Stamped by `AdminState::audit` with this replica's identity.
+        replica: None,
     })
 }
 

@@ -100,6 +100,7 @@ impl Fixture {
         let (clock, _hand) = Clock::manual(1_700_000_000_000);
         let metrics = Arc::new(Metrics::new());
         let source = Source::file(&dir.path().join("gw.toml"));
+        let fleet = crate::fleet::Fleet::new("r1".into(), &source, metrics.clone(), clock.clone());
         let live = Live::open(source, metrics.clone(), clock.clone())
             .await
             .unwrap();
@@ -114,7 +115,7 @@ impl Fixture {
                 traffic.record("cards", side, Some(tenant));
             }
         }
-        let state = AdminState::new(live, Some(store), traffic, metrics, clock);
+        let state = AdminState::new(live, Some(store), traffic, metrics, clock, fleet);
         let router = router(state.clone());
         Fixture { dir, state, router }
     }
@@ -205,6 +206,8 @@ async fn status_reads_as_status_response() {
             "loaded_at",
             "trigger",
             "config",
+            "replica",
+            "source",
             "routes",
             "last_reload_error",
             "upstreams",
@@ -459,6 +462,7 @@ async fn audit_entries_and_their_documents_read_as_their_types() {
                 "reason",
                 "generation",
                 "dry_run",
+                "replica",
             ],
         );
     }

@@ -8,6 +8,8 @@ use axum::response::{IntoResponse, Response};
 
 use crate::api::{ErrorBody, ErrorKind};
 use crate::config::edit::EditError;
+use crate::config::source::SourceError;
+use crate::fleet::WriteRefused;
 use crate::live::ReloadError;
 use crate::snapshot::BuildError;
 
@@ -34,6 +36,14 @@ pub enum ApiError {
         "nothing changed: the config file on disk is not the text of the running generation (edited and not loaded, or another change came first); reload or fix the file, then retry"
     )]
     Conflict,
+    /// A newer revision of the shared document than the one the change was computed from.
+    #[error(
+        "nothing changed: revision {newest} of the shared config is newer than revision {based_on} this change was computed from (another change came first, or this replica refused revision {newest}: see GET /admin/status); re-read and retry"
+    )]
+    Moved { based_on: u64, newest: u64 },
+    /// The config source's database cannot be reached: writes wait until it is back.
+    #[error("{0}")]
+    SourceUnavailable(String),
     #[error(
         "audit store unavailable: writes are refused because they could not be audited (see the gateway log; reads and traffic are unaffected)"
     )]
@@ -66,10 +76,10 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Conflict => StatusCode::CONFLICT,
-            ApiError::StoreUnavailable | ApiError::ShadowStoreUnavailable => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::Conflict | ApiError::Moved { .. } => StatusCode::CONFLICT,
+            ApiError::StoreUnavailable
+            | ApiError::ShadowStoreUnavailable
+            | ApiError::SourceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::AuditFailed { .. } | ApiError::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -85,7 +95,8 @@ impl ApiError {
             ApiError::BadRequest(_) => ErrorKind::BadRequest,
             ApiError::NotFound(_) => ErrorKind::NotFound,
             ApiError::Invalid(_) => ErrorKind::InvalidConfig,
-            ApiError::Conflict => ErrorKind::Conflict,
+            ApiError::Conflict | ApiError::Moved { .. } => ErrorKind::Conflict,
+            ApiError::SourceUnavailable(_) => ErrorKind::SourceUnavailable,
             ApiError::StoreUnavailable | ApiError::ShadowStoreUnavailable => {
                 ErrorKind::StoreUnavailable
             }
@@ -119,6 +130,12 @@ impl From<ReloadError> for ApiError {
                 ApiError::Invalid(vec![error.to_string()])
             }
             ReloadError::Conflict => ApiError::Conflict,
+            ReloadError::Moved { based_on, newest } => ApiError::Moved { based_on, newest },
+            ReloadError::Source(error @ SourceError::Unavailable(_)) => {
+                ApiError::SourceUnavailable(format!(
+                    "nothing changed: {error}; writes are refused until it is back (traffic and reads go on)"
+                ))
+            }
             ReloadError::UnknownGeneration(g) => ApiError::NotFound(format!(
                 "generation {g} is not in the history (see GET /admin/history)"
             )),
@@ -126,6 +143,12 @@ impl From<ReloadError> for ApiError {
                 ApiError::Internal(error.to_string())
             }
         }
+    }
+}
+
+impl From<WriteRefused> for ApiError {
+    fn from(error: WriteRefused) -> Self {
+        ApiError::SourceUnavailable(error.to_string())
     }
 }
 
@@ -170,6 +193,13 @@ mod tests {
     fn statuses() {
         assert_eq!(ApiError::Conflict.status(), 409);
         assert_eq!(ApiError::StoreUnavailable.status(), 503);
+        assert_eq!(ApiError::SourceUnavailable("down".into()).status(), 503);
+        let moved = ApiError::Moved {
+            based_on: 4,
+            newest: 5,
+        };
+        assert_eq!(moved.status(), 409);
+        assert!(moved.to_string().contains("revision 5"), "{moved}");
         assert_eq!(ApiError::Invalid(vec![]).status(), 422);
         assert_eq!(ApiError::BodyTooLarge { limit: 1 }.status(), 413);
         let forbidden = ApiError::Forbidden {

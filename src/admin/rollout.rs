@@ -20,12 +20,13 @@ use axum::extract::{Extension, State};
 use axum::http::Uri;
 
 use super::api::audit_entry;
-use super::{AdminJson, AdminState, ApiError, Caller, query};
+use super::{AdminJson, AdminState, ApiError, Caller, Write, query};
 use crate::api::{
     Basis, ChangedRules, Moves, RolloutQuery, RolloutRequest, RolloutResponse, RolloutResult,
     RouteRules, Scope, TenantRules,
 };
 use crate::config::edit::{self as config_edit, Change, RouteChange};
+use crate::config::source::Author;
 use crate::live::{ReloadOutcome, Snapshot, Trigger};
 use crate::rules::{self, Route, RouteState, RuleSet, Side, StickyKey};
 use crate::snapshot::Candidate;
@@ -69,8 +70,8 @@ pub async fn rollout(
 ) -> Result<Json<RolloutResponse>, ApiError> {
     let q: RolloutQuery = query(&uri)?;
     let dry_run = request.dry_run || parse_flag(q.dry_run.as_deref())?;
-    state.store()?;
-    let _write = state.writes.lock().await;
+    let write = if dry_run { Write::DryRun } else { Write::Edit };
+    let _write = state.begin_write(write).await?;
     let live = &state.live;
     let before = live.load();
     let plan = plan(&request, &before.rules)?;
@@ -92,8 +93,12 @@ pub async fn rollout(
     } else {
         // The snapshot this write validated and put in force describes the change, even when
         // another reload follows it at once.
+        let author = Author {
+            name: Some(caller.name.clone()),
+            reason: request.reason.clone(),
+        };
         let (outcome, now) = live
-            .write_and_load(Some(before.generation), text, Trigger::Admin)
+            .write_and_load_as(Some(before.generation), text, Trigger::Admin, &author)
             .await?;
         let result = match outcome {
             ReloadOutcome::Applied { .. } => RolloutResult::Applied,

@@ -35,6 +35,9 @@ pub enum ErrorKind {
     Conflict,
     /// 503: the store is not open (writes, shadow reads).
     StoreUnavailable,
+    /// 503: the PostgreSQL holding a shared rule document cannot be reached; writes are
+    /// refused, the rules in force keep serving.
+    SourceUnavailable,
     /// 500: the change is in force but its audit entry could not be stored.
     AuditFailed,
     /// 500.

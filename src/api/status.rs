@@ -23,8 +23,12 @@ pub struct StatusResponse {
     #[serde(with = "crate::clock::serde_epoch_ms")]
     pub loaded_at: SystemTime,
     pub trigger: Trigger,
-    /// Where the config comes from (the file's path).
+    /// Where the config comes from (the file's path, or the PostgreSQL document).
     pub config: String,
+    /// This replica's name (`--replica-id`, default the host name).
+    pub replica: String,
+    /// The rule document's source and whether it can be reached.
+    pub source: SourceStatus,
     /// How many routes the generation has.
     pub routes: usize,
     /// The last rejected reload, while the generation it failed to replace is in force; `null`
@@ -36,6 +40,40 @@ pub struct StatusResponse {
     /// that clients need not change when they come.
     pub guards: Vec<serde_json::Value>,
     pub audit_store: AuditStore,
+}
+
+/// The rule document's source: a file, or a PostgreSQL document shared by a fleet.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum SourceStatus {
+    File {
+        up: bool,
+    },
+    Postgres {
+        /// The document's name (`?document=`).
+        document: String,
+        /// Whether the database answers; while it does not, admin writes are refused and the
+        /// rules in force keep serving.
+        up: bool,
+        /// Why it is down.
+        down_reason: Option<String>,
+        /// Whether the LISTEN connection is open (else only the poll notices new revisions).
+        listening: bool,
+        /// The newest revision this replica knows of.
+        newest_revision: u64,
+        poll_interval_ms: u64,
+        /// A newest revision this replica would not load.
+        rejected: Option<Rejected>,
+        /// The local cache file of the last good revision.
+        cache: Option<String>,
+    },
+}
+
+/// A newest revision of the shared document that does not build here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejected {
+    pub revision: u64,
+    pub message: String,
 }
 
 /// Whether the audit store is open (writes are refused with 503 while it is not).

@@ -6,11 +6,21 @@
 //!   rewritten atomically (temporary file, fsync, rename, fsync of the directory) keeping the
 //!   file's permissions; a write is refused with [`SourceError::Conflict`] when the file no
 //!   longer holds the text the edit was computed from (someone edited it by hand since).
+//! - a **PostgreSQL document** (`postgres://user@db/name?document=main`, see [`postgres`]):
+//!   one row per revision, the newest is the rules; writes append a revision with
+//!   compare-and-set on the revision they were computed from, and every replica sharing the
+//!   document learns of it through `LISTEN/NOTIFY` (and a poll). Its relative paths resolve
+//!   against the process's working directory, and its config errors read
+//!   `revision N:line:col: message`.
 //!
 //! Writes are compare-and-set on purpose: an admin edit is computed from the text in force,
 //! and must never silently undo a change it did not see.
 
 use std::path::{Path, PathBuf};
+
+pub mod postgres;
+
+pub use postgres::{FleetView, Heartbeat, PgSource, ReplicaRow, Revision};
 
 /// Why the document could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -24,8 +34,31 @@ pub enum SourceError {
     /// The document changed since the text an edit was computed from.
     #[error("the config changed since it was last read; re-read it and try again")]
     Conflict,
-    #[error("{0}")]
-    Unsupported(String),
+    /// A newer revision than the one an edit was computed from is in the document.
+    #[error(
+        "revision {newest} is newer than revision {based_on} this change was computed from; nothing changed"
+    )]
+    Moved { based_on: u64, newest: u64 },
+    /// The PostgreSQL source URL is malformed.
+    #[error("config source {url}: {message}")]
+    BadUrl { url: String, message: String },
+    /// The database holding the document cannot be reached (or failed the query).
+    #[error("the config database is unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    /// The document has no revision yet.
+    #[error(
+        "the config document {document:?} has no revision yet: push one with `switchyard config push FILE --config URL`"
+    )]
+    Empty { document: String },
+    #[error("the config document {document:?} has no revision {revision}")]
+    NoRevision { document: String, revision: u64 },
+    /// The document is unavailable and there is no usable local copy of it.
+    #[error("{error}; and no cached copy at {}: {reason}", path.display())]
+    NoCache {
+        error: Box<SourceError>,
+        path: PathBuf,
+        reason: String,
+    },
 }
 
 /// The document's text, and its revision where the source numbers them.
@@ -34,6 +67,40 @@ pub struct Document {
     pub text: String,
     /// The source's revision number (`None` for a file: generations are counted locally).
     pub revision: Option<u64>,
+}
+
+/// What a write is computed from: the text in force, and the revision to compare and set
+/// against (`None`: append after whatever is newest, as a rollback does).
+#[derive(Debug, Clone, Copy)]
+pub struct Base<'a> {
+    pub text: &'a str,
+    pub revision: Option<u64>,
+}
+
+/// Who writes a revision and why (kept in the document's revision rows).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Author {
+    /// The admin token's name, or the `--author` of `switchyard config push`.
+    pub name: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// Per-process settings of a source: who this replica is and where it keeps its local copy.
+#[derive(Debug, Clone)]
+pub struct SourceOptions {
+    /// This replica's identity in revision rows and heartbeats.
+    pub replica: String,
+    /// Where the last good document is cached (PostgreSQL sources); `None`: no cache.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for SourceOptions {
+    fn default() -> Self {
+        SourceOptions {
+            replica: crate::fleet::default_replica_id(),
+            cache_dir: None,
+        }
+    }
 }
 
 /// A config file on disk.
@@ -46,20 +113,25 @@ pub struct FileSource {
 #[derive(Debug, Clone)]
 pub enum Source {
     File(FileSource),
+    Postgres(PgSource),
 }
 
 // === impl Source ===
 
 impl Source {
-    /// The source named on the command line: a path, or a `file://` URL.
+    /// The source named on the command line: a path, a `file://` URL, or
+    /// `postgres://…?document=NAME`.
     pub fn parse(arg: &str) -> Result<Source, SourceError> {
+        Source::open(arg, &SourceOptions::default())
+    }
+
+    /// [`Source::parse`] with this process's replica identity and cache directory.
+    pub fn open(arg: &str, options: &SourceOptions) -> Result<Source, SourceError> {
         if let Some(path) = arg.strip_prefix("file://") {
             return Ok(Source::file(Path::new(path)));
         }
         if arg.starts_with("postgres://") || arg.starts_with("postgresql://") {
-            return Err(SourceError::Unsupported(
-                "a PostgreSQL config source is not supported by this build".into(),
-            ));
+            return PgSource::parse(arg, options).map(Source::Postgres);
         }
         Ok(Source::file(Path::new(arg)))
     }
@@ -71,17 +143,43 @@ impl Source {
         })
     }
 
-    /// The name config errors carry, and the anchor of the config's relative paths.
+    /// The anchor of the config's relative paths: the file (its directory), or the working
+    /// directory for a PostgreSQL document.
     pub fn path(&self) -> &Path {
         match self {
             Source::File(f) => &f.path,
+            Source::Postgres(_) => Path::new("."),
         }
     }
 
-    /// What to show an operator: the file's path.
+    /// The name config errors of this text carry: the file, or `revision N` (whose relative
+    /// paths then resolve against the working directory).
+    pub fn name_for(&self, revision: Option<u64>) -> PathBuf {
+        match (self, revision) {
+            (Source::File(f), _) => f.path.clone(),
+            (Source::Postgres(_), Some(n)) => PathBuf::from(format!("revision {n}")),
+            (Source::Postgres(_), None) => PathBuf::from("revision (new)"),
+        }
+    }
+
+    /// The PostgreSQL document, if that is where the rules live.
+    pub fn postgres(&self) -> Option<&PgSource> {
+        match self {
+            Source::File(_) => None,
+            Source::Postgres(pg) => Some(pg),
+        }
+    }
+
+    /// Whether revisions are numbered by the source (and generations are those numbers).
+    pub fn is_revisioned(&self) -> bool {
+        self.postgres().is_some()
+    }
+
+    /// What to show an operator: the file's path, or the URL (password masked) and document.
     pub fn describe(&self) -> String {
         match self {
             Source::File(f) => f.path.display().to_string(),
+            Source::Postgres(pg) => pg.describe(),
         }
     }
 
@@ -92,16 +190,34 @@ impl Source {
                 text,
                 revision: None,
             }),
+            Source::Postgres(pg) => pg.read().await,
         }
     }
 
-    /// Replace the document with `text` if it still is `expected` (compare-and-set); returns
-    /// the new revision where the source numbers them.
-    pub async fn write(&self, text: &str, expected: &str) -> Result<Option<u64>, SourceError> {
+    /// The document to start with: [`Source::read`], except that a PostgreSQL document that
+    /// cannot be reached comes from the local cache of the last good revision, so a replica
+    /// restarted during a database outage still serves the last rules.
+    pub async fn read_at_start(&self) -> Result<Document, SourceError> {
+        match self {
+            Source::File(_) => self.read().await,
+            Source::Postgres(pg) => pg.read_or_cached().await,
+        }
+    }
+
+    /// Replace the document with `text` if it still is `base` (compare-and-set); returns
+    /// the new revision where the source numbers them. `origin` (a trigger's name) says what
+    /// wrote it.
+    pub async fn write(
+        &self,
+        text: &str,
+        base: Base<'_>,
+        author: &Author,
+        origin: &str,
+    ) -> Result<Option<u64>, SourceError> {
         match self {
             Source::File(f) => {
                 let on_disk = f.read()?;
-                if on_disk != expected {
+                if on_disk != base.text {
                     return Err(SourceError::Conflict);
                 }
                 let (path, text) = (f.path.clone(), text.to_owned());
@@ -113,6 +229,10 @@ impl Source {
                     })??;
                 Ok(None)
             }
+            Source::Postgres(pg) => pg
+                .write(text, base.revision, author, origin)
+                .await
+                .map(Some),
         }
     }
 }
@@ -172,10 +292,21 @@ mod tests {
         std::fs::write(&path, "a = 1\n").unwrap();
         let source = Source::file(&path);
         assert_eq!(source.read().await.unwrap().text, "a = 1\n");
-        source.write("a = 2\n", "a = 1\n").await.unwrap();
+        let base = |text| Base {
+            text,
+            revision: None,
+        };
+        let author = Author::default();
+        source
+            .write("a = 2\n", base("a = 1\n"), &author, "admin")
+            .await
+            .unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "a = 2\n");
         // Computed from a text that is no longer there: refused, nothing written.
-        let err = source.write("a = 3\n", "a = 1\n").await.unwrap_err();
+        let err = source
+            .write("a = 3\n", base("a = 1\n"), &author, "admin")
+            .await
+            .unwrap_err();
         assert!(matches!(err, SourceError::Conflict));
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "a = 2\n");
     }

@@ -1,6 +1,10 @@
 //! Past generations: the bounded in-memory history (for `history` and `rollback`) and its
 //! copy in the store, which seeds a restarted process so generation numbers keep counting and
 //! rollback reaches past a restart.
+//!
+//! A PostgreSQL document keeps its own history — its revisions table, one list for the whole
+//! fleet — so its generations are neither seeded from nor saved to the store, where replicas
+//! sharing one store would interleave their numbers.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -9,6 +13,7 @@ use tokio::sync::watch;
 
 use super::{Live, Snapshot, Trigger};
 use crate::clock::{epoch_ms, from_epoch_ms};
+use crate::config::source::Revision;
 use crate::store::{GenerationRecord, Store};
 
 /// How many past generations stay available for history and rollback.
@@ -22,6 +27,15 @@ pub struct HistoryEntry {
     #[serde(with = "crate::clock::serde_epoch_ms")]
     pub loaded_at: SystemTime,
     pub trigger: Trigger,
+    /// Who wrote this revision of a shared document (an admin token's name, or the database
+    /// role of a row inserted by hand).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    /// The replica that wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     #[serde(skip)]
     pub text: Arc<str>,
 }
@@ -34,7 +48,27 @@ impl HistoryEntry {
             hash: snapshot.rules.hash.clone(),
             loaded_at: snapshot.loaded_at,
             trigger: snapshot.trigger,
+            author: None,
+            replica: None,
+            reason: None,
             text: snapshot.text.clone(),
+        }
+    }
+
+    /// A revision of a shared document (listed without its text; rollback reads it back).
+    pub fn from_revision(revision: Revision) -> HistoryEntry {
+        HistoryEntry {
+            generation: revision.revision,
+            hash: revision.hash.unwrap_or_default(),
+            loaded_at: from_epoch_ms(revision.created_at_ms),
+            trigger: match revision.origin.as_str() {
+                "push" => Trigger::Admin,
+                origin => Trigger::parse(origin),
+            },
+            author: Some(revision.author),
+            replica: revision.replica,
+            reason: revision.reason,
+            text: Arc::from(""),
         }
     }
 }
@@ -57,6 +91,9 @@ pub async fn stored(store: &Store) -> Vec<HistoryEntry> {
                 hash: record.hash,
                 loaded_at: from_epoch_ms(record.loaded_at_ms),
                 trigger: Trigger::parse(&record.origin),
+                author: None,
+                replica: None,
+                reason: None,
                 text: Arc::from(record.content),
             });
         }

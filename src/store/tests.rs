@@ -117,6 +117,7 @@ async fn audit_roundtrip_and_filters(store: Store) {
         reason: Some("ramp".into()),
         generation: Some(u64::from(u32::MAX) + 7),
         dry_run: false,
+        replica: Some("gw-1".into()),
     };
     let a = store
         .append_audit(&entry(1_000, "ops", "rollout", "cards"))

@@ -90,6 +90,7 @@ pub(super) fn audit_at(at_ms: i64) -> AuditEntry {
         reason: None,
         generation: Some(2),
         dry_run: false,
+        replica: None,
     }
 }
 
