@@ -49,6 +49,25 @@ rss_kb() {
     awk '/^VmRSS:/ { print $2; found = 1 } END { if (!found) print 0 }' "/proc/$1/status" 2>/dev/null || echo 0
 }
 
+# VmHWM (kB): the peak RSS since start or since the last reset_hwm; 0 when the process is gone.
+hwm_kb() {
+    awk '/^VmHWM:/ { print $2; found = 1 } END { if (!found) print 0 }' "/proc/$1/status" 2>/dev/null || echo 0
+}
+
+# Reset VmHWM to the current RSS (Linux >= 4.0: writing 5 to clear_refs).
+reset_hwm() {
+    echo 5 >"/proc/$1/clear_refs" 2>/dev/null || true
+}
+
+# A process and its direct children (nginx: master and workers), one PID a line.
+with_children() {
+    local pid=$1
+    echo "$pid"
+    cat /proc/"$pid"/task/*/children 2>/dev/null | tr ' ' '\n' | sed '/^$/d'
+}
+
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+
 # Sum of a function over several PIDs: sum_over cpu_ticks PID…
 sum_over() {
     local fn=$1 total=0 pid
@@ -77,19 +96,39 @@ build_release() {
     [ -x "$BACKEND_BIN" ] || die "missing $BACKEND_BIN"
 }
 
+# The binaries to measure. SWITCHYARD_BIN and BACKEND_BIN, when both are set, are used as they
+# are (e.g. a release kept from an earlier commit); NO_BUILD=1 takes them from the cargo target
+# dir without building; otherwise build_release.
+release_binaries() {
+    local repo=$1 target
+    if [ -n "${SWITCHYARD_BIN:-}" ] || [ -n "${BACKEND_BIN:-}" ]; then
+        [ -n "${SWITCHYARD_BIN:-}" ] && [ -n "${BACKEND_BIN:-}" ] \
+            || die "set both SWITCHYARD_BIN and BACKEND_BIN, or neither"
+    elif [ "${NO_BUILD:-0}" = 1 ]; then
+        target=${CARGO_TARGET_DIR:-$repo/target}
+        SWITCHYARD_BIN=$target/release/switchyard
+        BACKEND_BIN=$target/release/examples/backend
+    else
+        build_release "$repo"
+    fi
+    [ -x "$SWITCHYARD_BIN" ] || die "missing $SWITCHYARD_BIN"
+    [ -x "$BACKEND_BIN" ] || die "missing $BACKEND_BIN"
+    log "switchyard: $SWITCHYARD_BIN; backend: $BACKEND_BIN"
+}
+
 # Debian packages the benches need, installed only when missing. Services are kept from starting
-# during the install (a temporary policy-rc.d when none exists), so the packaged nginx never
-# binds port 80 or runs from /etc/nginx; the benches start their own nginx from a temp prefix.
+# during the install (a temporary policy-rc.d when none exists), so the packaged nginx and
+# HAProxy never bind port 80 or run from /etc; the benches start their own from a temp dir.
 ensure_packages() {
     local missing=() cmd pkg
     for cmd in "$@"; do
         case "$cmd" in
-            nginx) command -v nginx >/dev/null || command -v /usr/sbin/nginx >/dev/null || missing+=(nginx) ;;
+            nginx | haproxy) command -v "$cmd" >/dev/null || [ -x "/usr/sbin/$cmd" ] || missing+=("$cmd") ;;
             *) command -v "$cmd" >/dev/null || missing+=("$cmd") ;;
         esac
     done
     [ ${#missing[@]} -eq 0 ] && return 0
-    [ "$(id -u)" -eq 0 ] || die "missing ${missing[*]}; install them (apt-get install nginx-light wrk curl) or run as root"
+    [ "$(id -u)" -eq 0 ] || die "missing ${missing[*]}; install them (apt-get install nginx-light haproxy wrk curl jq) or run as root"
     local pkgs=()
     for cmd in "${missing[@]}"; do
         case "$cmd" in
@@ -142,16 +181,33 @@ pinned() {
 }
 
 # start_work NAME: a temp work dir in $WORK and an empty PIDS array; on exit every PID in PIDS
-# gets TERM, then KILL after 5 s, and the dir is removed (KEEP=1 keeps it).
+# (and a load generator still running under run_load) gets TERM, then KILL after 5 s, and the
+# dir is removed (KEEP=1 keeps it).
 start_work() {
     WORK=$(mktemp -d "/tmp/switchyard-$1.XXXXXX")
     PIDS=()
+    LOAD_PID=
     trap _stop_work EXIT
     trap 'exit 130' INT TERM
 }
 
+# run_load OUT CPUS CMD…: run a load generator pinned to CPUS with stdout+stderr to OUT and wait
+# for it. It runs in the background so that a signal to the script interrupts the wait at once
+# (the EXIT trap then stops it) instead of waiting for the generator to finish.
+run_load() {
+    local out=$1 cpus=$2 rc
+    shift 2
+    pinned "$cpus" "$@" >"$out" 2>&1 &
+    LOAD_PID=$!
+    wait "$LOAD_PID"
+    rc=$?
+    LOAD_PID=
+    return "$rc"
+}
+
 _stop_work() {
     local pid
+    [ -n "${LOAD_PID:-}" ] && PIDS+=("$LOAD_PID")
     for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     for pid in "${PIDS[@]}"; do
         for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -159,4 +215,23 @@ _stop_work() {
     done
     wait 2>/dev/null || true
     if [ "${KEEP:-0}" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
+}
+
+# oha (a load generator with a fixed-rate mode that corrects for coordinated omission): OHA_BIN,
+# else on PATH, else built once into target/bench-tools with cargo install --locked. Sets OHA.
+ensure_oha() {
+    local repo=$1 root
+    root=${CARGO_TARGET_DIR:-$repo/target}/bench-tools
+    if [ -n "${OHA_BIN:-}" ]; then
+        OHA=$OHA_BIN
+    elif command -v oha >/dev/null; then
+        OHA=$(command -v oha)
+    elif [ -x "$root/bin/oha" ]; then
+        OHA=$root/bin/oha
+    else
+        log "building oha into $root (cargo install oha --locked; a few minutes, once)"
+        timeout 3000 cargo install oha --locked --root "$root" >&2 || die "cargo install oha failed"
+        OHA=$root/bin/oha
+    fi
+    [ -x "$OHA" ] || die "missing $OHA"
 }
