@@ -44,6 +44,22 @@ cpu_ticks() {
     echo $((${12} + ${13}))
 }
 
+# utime of one process (all its threads) in clock ticks: the user-space part of cpu_ticks.
+user_ticks() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+    stat=${stat##*) }
+    # shellcheck disable=SC2086
+    set -- $stat
+    echo "${12}"
+}
+
+# "RUN_NS WAIT_NS" of one process summed over its threads (/proc/PID/task/*/schedstat): time on
+# a CPU, and time runnable but waiting for one (the core was busy with something else).
+sched_ns() {
+    cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ r += $1; w += $2 } END { printf "%.0f %.0f\n", r, w }'
+}
+
 # VmRSS (kB) of one process; 0 when it is gone.
 rss_kb() {
     awk '/^VmRSS:/ { print $2; found = 1 } END { if (!found) print 0 }' "/proc/$1/status" 2>/dev/null || echo 0
@@ -102,8 +118,9 @@ build_release() {
 release_binaries() {
     local repo=$1 target
     if [ -n "${SWITCHYARD_BIN:-}" ] || [ -n "${BACKEND_BIN:-}" ]; then
-        [ -n "${SWITCHYARD_BIN:-}" ] && [ -n "${BACKEND_BIN:-}" ] \
-            || die "set both SWITCHYARD_BIN and BACKEND_BIN, or neither"
+        if [ -z "${SWITCHYARD_BIN:-}" ] || [ -z "${BACKEND_BIN:-}" ]; then
+            die "set both SWITCHYARD_BIN and BACKEND_BIN, or neither"
+        fi
     elif [ "${NO_BUILD:-0}" = 1 ]; then
         target=${CARGO_TARGET_DIR:-$repo/target}
         SWITCHYARD_BIN=$target/release/switchyard
@@ -115,6 +132,87 @@ release_binaries() {
     [ -x "$BACKEND_BIN" ] || die "missing $BACKEND_BIN"
     log "switchyard: $SWITCHYARD_BIN; backend: $BACKEND_BIN"
 }
+
+# switchyard_bench_config PORT ADMIN_PORT BACKEND_PORT MAX_IDLE IDLE_SECS → the gateway config
+# of the proxy benches on stdout. Every request goes through tenant extraction (x-tenant-id, or
+# for clients that cannot vary a header per request the host name tenant-N.bench.test), route
+# matching and the sticky bucket (percent = 50 between two upstreams that are the same backend).
+# No shadow, no debug headers, logging at the default level (nothing is logged per request).
+# Each pool keeps up to MAX_IDLE idle connections for IDLE_SECS. The SQLite store lands beside
+# the config file.
+switchyard_bench_config() {
+    local pool="idle_timeout = \"${5}s\"
+max_idle_per_origin = $4"
+    cat <<EOF
+[listen]
+http = "127.0.0.1:$1"
+workers = 1
+
+[admin]
+listen = "127.0.0.1:$2"
+debug_headers = false
+
+[tenant]
+sources = [{ header = "x-tenant-id" }, { host = "{tenant}.bench.test" }]
+unknown = "default"
+
+[upstreams.legacy]
+origins = ["http://127.0.0.1:$3"]
+$pool
+
+[upstreams.new]
+origins = ["http://127.0.0.1:$3"]
+$pool
+
+[default]
+upstream = "legacy"
+
+[[routes]]
+name = "bench"
+path = "/api/{*rest}"
+legacy = "legacy"
+new = "new"
+percent = 50
+
+[shadow]
+enabled = false
+
+[store]
+url = "sqlite://switchyard.db"
+EOF
+}
+
+# write_wrk_script FILE: the wrk script of the proxy benches. It rotates TENANTS x-tenant-id
+# values over one path (wrk arguments after --: PATH TENANTS). Requests are built once in
+# init(), so the Lua cost per request is a table lookup; done() prints one BENCH line with exact
+# counts and percentiles.
+write_wrk_script() {
+    cat >"$1" <<'EOF'
+local reqs, i = {}, 0
+function init(args)
+  local path, tenants = args[1], tonumber(args[2])
+  for t = 1, tenants do
+    reqs[t] = wrk.format("GET", path, { ["x-tenant-id"] = "tenant-" .. t })
+  end
+end
+function request()
+  i = i % #reqs + 1
+  return reqs[i]
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("BENCH requests=%d duration_us=%d p50_us=%d p99_us=%d errors=%d status=%d\n",
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.connect + e.read + e.write + e.timeout, e.status))
+end
+EOF
+}
+
+# Tracepoints for `perf stat` on a proxy: the system calls a proxy makes (counting all 300-odd
+# syscalls:sys_enter_* takes seconds to set up), packets sent, wake-ups of other tasks, switches.
+PERF_PROXY_EVENTS=$(printf 'syscalls:sys_enter_%s,' read readv recvfrom recvmsg write writev sendto sendmsg \
+    splice epoll_wait epoll_pwait epoll_ctl futex sched_yield clock_nanosleep accept4 close getsockopt \
+    setsockopt clock_gettime)net:net_dev_queue,sched:sched_waking,sched:sched_switch
 
 # Debian packages the benches need, installed only when missing. Services are kept from starting
 # during the install (a temporary policy-rc.d when none exists), so the packaged nginx and
@@ -135,6 +233,7 @@ ensure_packages() {
             nginx)
                 # nginx-light is the smallest flavour in Debian 12; later releases only ship nginx.
                 if apt-cache show nginx-light >/dev/null 2>&1; then pkg=nginx-light; else pkg=nginx; fi ;;
+            perf) pkg=linux-perf ;;
             *) pkg=$cmd ;;
         esac
         pkgs+=("$pkg")
@@ -173,10 +272,13 @@ plan_cpus() {
     fi
 }
 
-# pinned CPUS CMD…: run CMD on the CPU list (exec, so $! is CMD's own PID).
+# pinned CPUS CMD…: run CMD on the CPU list (exec, so $! is CMD's own PID). With NICE set (e.g.
+# NICE=-10, root only) CMD also runs at that nice level, so that other work on a shared machine
+# takes less of the pinned cores; it applies to every process a bench starts.
 pinned() {
     local cpus=$1
     shift
+    if [ -n "${NICE:-}" ] && [ "${NICE:-0}" != 0 ]; then set -- nice -n "$NICE" "$@"; fi
     if [ -n "$cpus" ]; then exec taskset -c "$cpus" "$@"; else exec "$@"; fi
 }
 

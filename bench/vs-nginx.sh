@@ -19,8 +19,10 @@
 #   RATES="5000 10000 20000" (open loop, req/s), OPEN_DURATION=$DURATION, OPEN_DIRECT=1 (also run
 #   the open loop straight at the backend), OPEN_TENANTS=host|header (see README),
 #   SERIAL_DURATION=5, IDLE_AFTER=5 (s after the 1 MiB runs before the idle-after RSS),
-#   PEERS="switchyard nginx haproxy", PHASES="closed open serial", QUICK=1 (short smoke run),
-#   PIN=1 with PROXY_CPUS / BACKEND_CPUS / WRK_CPUS (WRK_CPUS also pins oha),
+#   PEERS="switchyard nginx haproxy", PHASES="closed open serial" (add "syscalls" for system
+#   calls per request, counted with perf in separate runs), QUICK=1 (short smoke run),
+#   PIN=1 with PROXY_CPUS / BACKEND_CPUS / WRK_CPUS (WRK_CPUS also pins oha), NICE=-10 (run
+#   every process of the bench at that nice level: less interference on a shared machine),
 #   SWITCHYARD_BIN + BACKEND_BIN (measure given binaries), NO_BUILD=1, OHA_BIN,
 #   NGINX_PROXY_EXTRA="directives;", HAPROXY_SERVER_EXTRA="server options",
 #   OUT=FILE (copy of the per-run TSV), KEEP=1 (keep the work dir with every raw output).
@@ -60,6 +62,7 @@ has() { case " $2 " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 case "$OPEN_TENANTS" in host | header) ;; *) die "OPEN_TENANTS must be host or header" ;; esac
 
 ensure_packages nginx haproxy wrk curl jq
+has syscalls "$PHASES" && ensure_packages perf
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 release_binaries "$REPO"
@@ -85,54 +88,14 @@ PIDS+=($!)
 wait_http "http://127.0.0.1:$BACKEND_PORT/1k" 10 || die "backend did not start (see $WORK/backend.log)"
 
 # --- Switchyard ----------------------------------------------------------------------------
-# Every request goes through tenant extraction, route matching and the sticky bucket
-# (percent = 50 between two upstreams that are the same backend). The tenant comes from
-# x-tenant-id (wrk) or, for oha, which cannot vary a header per request, from the host name
-# (OPEN_TENANTS=host). No shadow, no debug headers, logging at the default level (nothing is
-# logged per request). Each pool keeps up to UPSTREAM_KEEPALIVE idle connections for
-# UPSTREAM_IDLE seconds, like nginx's `keepalive` and HAProxy's pool-max-conn below.
+# The config is switchyard_bench_config (lib.sh): a full tenant + route + sticky-bucket decision
+# on every request, two pools of the same backend, each keeping up to UPSTREAM_KEEPALIVE idle
+# connections for UPSTREAM_IDLE seconds, like nginx's `keepalive` and HAProxy's pool-max-conn.
 start_switchyard() {
     local dir=$WORK/switchyard
     mkdir -p "$dir"
-    local pool="idle_timeout = \"${UPSTREAM_IDLE}s\"
-max_idle_per_origin = $UPSTREAM_KEEPALIVE"
-    cat >"$dir/switchyard.toml" <<EOF
-[listen]
-http = "127.0.0.1:${PORT[switchyard]}"
-workers = 1
-
-[admin]
-listen = "127.0.0.1:$GW_ADMIN_PORT"
-debug_headers = false
-
-[tenant]
-sources = [{ header = "x-tenant-id" }, { host = "{tenant}.bench.test" }]
-unknown = "default"
-
-[upstreams.legacy]
-origins = ["http://127.0.0.1:$BACKEND_PORT"]
-$pool
-
-[upstreams.new]
-origins = ["http://127.0.0.1:$BACKEND_PORT"]
-$pool
-
-[default]
-upstream = "legacy"
-
-[[routes]]
-name = "bench"
-path = "/api/{*rest}"
-legacy = "legacy"
-new = "new"
-percent = 50
-
-[shadow]
-enabled = false
-
-[store]
-url = "sqlite://switchyard.db"
-EOF
+    switchyard_bench_config "${PORT[switchyard]}" "$GW_ADMIN_PORT" "$BACKEND_PORT" \
+        "$UPSTREAM_KEEPALIVE" "$UPSTREAM_IDLE" >"$dir/switchyard.toml"
     "$SWITCHYARD_BIN" check --config "$dir/switchyard.toml" >&2 || die "switchyard config rejected"
     pinned "$PROXY_CPUS" "$SWITCHYARD_BIN" run --config "$dir/switchyard.toml" >"$dir/out.log" 2>&1 &
     PIDS+=($!)
@@ -246,10 +209,23 @@ sleep 1
 # --- helpers -------------------------------------------------------------------------------
 CLK_TCK=$(getconf CLK_TCK)
 RAW=$WORK/raw.tsv
-printf 'phase\tkey\tpeer\trep\trequests\trps\tp50_ms\tp99_ms\tcpu_us_per_req\terrors\thwm_mib\tbackend_conns\n' >"$RAW"
+printf 'phase\tkey\tpeer\trep\trequests\trps\tp50_ms\tp99_ms\tcpu_us_per_req\terrors\thwm_mib\tbackend_conns\tuser_us_per_req\tbusy_pct\trunq_pct\n' >"$RAW"
 
 # shellcheck disable=SC2086
 peer_cpu() { sum_over cpu_ticks ${PIDS_OF[$1]}; }
+# shellcheck disable=SC2086
+peer_user() { sum_over user_ticks ${PIDS_OF[$1]}; }
+# "RUN_NS WAIT_NS WALL_NS" of a peer (all processes and threads), for busy_runq.
+peer_sched() {
+    local p
+    for p in ${PIDS_OF[$1]}; do sched_ns "$p"; done | awk -v t="$(date +%s%N)" '{ r += $1; w += $2 } END { printf "%.0f %.0f %.0f\n", r, w, t }'
+}
+# busy_runq "BEFORE" "AFTER" → "BUSY_PCT\tRUNQ_PCT": share of the wall time the peer spent on a
+# CPU, and runnable but waiting for one (a core shared with other work shows up here).
+busy_runq() {
+    awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " "); w = y[3] - x[3]
+        printf "%.1f\t%.1f", (y[1] - x[1]) / w * 100, (y[2] - x[2]) / w * 100 }'
+}
 # shellcheck disable=SC2086
 peer_rss() { sum_over rss_kb ${PIDS_OF[$1]}; }
 # shellcheck disable=SC2086
@@ -267,26 +243,7 @@ kv() { sed -n "s/.* $1=\\([0-9.]*\\).*/\\1/p" <<<" $2"; }
 declare -A IDLE_BEFORE IDLE_AFTER_KB
 for peer in $PEERS; do IDLE_BEFORE[$peer]=$(peer_rss "$peer"); done
 
-# Requests are built once in init() and rotated, so the Lua cost per request is a table lookup.
-cat >"$WORK/load.lua" <<'EOF'
-local reqs, i = {}, 0
-function init(args)
-  local path, tenants = args[1], tonumber(args[2])
-  for t = 1, tenants do
-    reqs[t] = wrk.format("GET", path, { ["x-tenant-id"] = "tenant-" .. t })
-  end
-end
-function request()
-  i = i % #reqs + 1
-  return reqs[i]
-end
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format("BENCH requests=%d duration_us=%d p50_us=%d p99_us=%d errors=%d status=%d\n",
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-    e.connect + e.read + e.write + e.timeout, e.status))
-end
-EOF
+write_wrk_script "$WORK/load.lua"
 
 # wrk_run PEER SIZE SECONDS CONNS: sets BENCH to wrk's BENCH line (raw output appended to
 # wrk.log). Not meant for $(…): the shell must wait in run_load, where a signal interrupts it.
@@ -301,17 +258,17 @@ wrk_run() {
 
 # closed PEER SIZE REP: one measured wrk run → a row in RAW
 closed() {
-    local peer=$1 size=$2 rep=$3 before after line n d errs sampler
+    local peer=$1 size=$2 rep=$3 before after ubefore uafter sbefore safter line n d errs sampler
     peer_reset_hwm "$peer"
     # Connections to the backend, counted half-way through the run (after it, a proxy may have
     # closed those whose response the client abandoned when wrk stopped).
     rm -f "$WORK/conns"
     (sleep "$(awk -v d="$DURATION" 'BEGIN { print d / 2 }')" && peer_backend_conns "$peer" >"$WORK/conns") &
     sampler=$!
-    before=$(peer_cpu "$peer")
+    before=$(peer_cpu "$peer") ubefore=$(peer_user "$peer") sbefore=$(peer_sched "$peer")
     wrk_run "$peer" "$size" "$DURATION" "$CONNS"
     line=$BENCH
-    after=$(peer_cpu "$peer")
+    after=$(peer_cpu "$peer") uafter=$(peer_user "$peer") safter=$(peer_sched "$peer")
     wait "$sampler"
     [ -n "$line" ] || die "wrk gave no result for $peer $size (see $WORK/wrk.log, KEEP=1)"
     n=$(kv requests "$line") d=$(kv duration_us "$line")
@@ -320,9 +277,10 @@ closed() {
     [ "$errs" -eq 0 ] || log "warning: $peer $size rep $rep: $errs failed requests"
     awk -v k="$size" -v p="$peer" -v r="$rep" -v n="$n" -v d="$d" -v p50="$(kv p50_us "$line")" \
         -v p99="$(kv p99_us "$line")" -v t=$((after - before)) -v hz="$CLK_TCK" -v e="$errs" \
-        -v hwm="$(peer_hwm "$peer")" -v c="$(cat "$WORK/conns" 2>/dev/null || echo 0)" \
-        'BEGIN { printf "closed\t%s\t%s\t%d\t%d\t%.0f\t%.3f\t%.3f\t%.2f\t%d\t%.1f\t%d\n",
-                 k, p, r, n, n / (d / 1e6), p50 / 1000, p99 / 1000, t / hz * 1e6 / n, e, hwm / 1024, c }' >>"$RAW"
+        -v hwm="$(peer_hwm "$peer")" -v c="$(cat "$WORK/conns" 2>/dev/null || echo 0)" -v u=$((uafter - ubefore)) \
+        -v br="$(busy_runq "$sbefore" "$safter")" \
+        'BEGIN { printf "closed\t%s\t%s\t%d\t%d\t%.0f\t%.3f\t%.3f\t%.2f\t%d\t%.1f\t%d\t%.2f\t%s\n",
+                 k, p, r, n, n / (d / 1e6), p50 / 1000, p99 / 1000, t / hz * 1e6 / n, e, hwm / 1024, c, u / hz * 1e6 / n, br }' >>"$RAW"
 }
 
 # The URLs oha sends: with OPEN_TENANTS=host, 16 host names tenant-N.bench.test, each mapped to
@@ -347,21 +305,23 @@ oha_target_args() {
 open_run() {
     local peer=$1 rate=$2 rep=$3 before=0 after=0 json=$WORK/oha-$1-$2-$3.json row
     oha_target_args "$peer"
-    [ "$peer" = direct ] || before=$(peer_cpu "$peer")
+    local sbefore="0 0 1" safter="0 0 1"
+    [ "$peer" = direct ] || before=$(peer_cpu "$peer") sbefore=$(peer_sched "$peer")
     rm -f "$json"
     run_load "$WORK/oha.out" "$WRK_CPUS" timeout -k 5 $((OPEN_DURATION + 30)) \
         "$OHA" --no-tui --output-format json -o "$json" --worker-threads 1 -c "$CONNS" -q "$rate" \
         --latency-correction -z "${OPEN_DURATION}s" -t 10s "${OHA_ARGS[@]}"
     { echo "== $peer $rate/s rep $rep"; cat "$WORK/oha.out"; } >>"$WORK/oha.log"
-    [ "$peer" = direct ] || after=$(peer_cpu "$peer")
+    [ "$peer" = direct ] || after=$(peer_cpu "$peer") safter=$(peer_sched "$peer")
     row=$(jq -r --arg dur "$OPEN_DURATION" '
         ([.statusCodeDistribution[]] | add // 0) as $ok
         | ([.errorDistribution | to_entries[] | select(.key | test("deadline") | not) | .value] | add // 0) as $err
         | [$ok, ($ok / ($dur | tonumber)), .latencyPercentiles.p50 * 1000, .latencyPercentiles.p99 * 1000, $err]
         | @tsv' "$json" 2>/dev/null) || die "oha gave no result for $peer at $rate/s (see $json, KEEP=1)"
     awk -F'\t' -v k="$rate" -v p="$peer" -v r="$rep" -v t=$((after - before)) -v hz="$CLK_TCK" \
+        -v br="$(if [ "$peer" = direct ]; then printf 'nan\tnan'; else busy_runq "$sbefore" "$safter"; fi)" \
         '{ n = $1; cpu = (p == "direct" || n == 0) ? "nan" : sprintf("%.2f", t / hz * 1e6 / n)
-           printf "open\t%s\t%s\t%d\t%d\t%.0f\t%.3f\t%.3f\t%s\t%d\tnan\t0\n", k, p, r, n, $2, $3, $4, cpu, $5 }' \
+           printf "open\t%s\t%s\t%d\t%d\t%.0f\t%.3f\t%.3f\t%s\t%d\tnan\t0\tnan\t%s\n", k, p, r, n, $2, $3, $4, cpu, $5, br }' \
         <<<"$row" >>"$RAW"
     local achieved
     achieved=$(awk -F'\t' '{ print $2 }' <<<"$row")
@@ -378,7 +338,7 @@ serial() {
     awk -v p="$peer" -v r="$rep" -v n="$(kv requests "$line")" -v d="$(kv duration_us "$line")" \
         -v p50="$(kv p50_us "$line")" -v p99="$(kv p99_us "$line")" \
         -v e=$(($(kv errors "$line") + $(kv status "$line"))) \
-        'BEGIN { printf "serial\t1k\t%s\t%d\t%d\t%.0f\t%.3f\t%.3f\tnan\t%d\tnan\t0\n",
+        'BEGIN { printf "serial\t1k\t%s\t%d\t%d\t%.0f\t%.3f\t%.3f\tnan\t%d\tnan\t0\tnan\tnan\tnan\n",
                  p, r, n, n / (d / 1e6), p50 / 1000, p99 / 1000, e }' >>"$RAW"
 }
 
@@ -419,6 +379,24 @@ if has serial "$PHASES"; then
         for peer in direct $PEERS; do serial "$peer" "$rep"; done
     done
 fi
+# Optional: system calls per request (PHASES=… syscalls). One wrk run per proxy (1 KiB, not
+# part of the other figures) with `perf stat` counting PERF_PROXY_EVENTS (lib.sh) for the
+# proxy's processes; tracepoint counting slows the proxy a little, so it runs on its own.
+if has syscalls "$PHASES"; then
+    for peer in $PEERS; do
+        log "syscalls: $peer (${DURATION}s)"
+        # shellcheck disable=SC2086
+        pids=$(tr ' ' ',' <<<"${PIDS_OF[$peer]}" | sed 's/,*$//')
+        perf stat -x, -e "$PERF_PROXY_EVENTS" -p "$pids" -o "$WORK/syscalls-$peer.csv" \
+            -- sleep $((DURATION + 4)) &
+        PERF_PID=$!
+        PIDS+=("$PERF_PID")
+        sleep 2
+        wrk_run "$peer" 1k "$DURATION" "$CONNS"
+        wait "$PERF_PID"
+        kv requests "$BENCH" >"$WORK/syscalls-$peer.requests"
+    done
+fi
 LOAD_END=$(loadavg)
 log "load average at end: $LOAD_END"
 [ -n "${OUT:-}" ] && cp "$RAW" "$OUT"
@@ -450,7 +428,7 @@ human_rate() { sed ':a;s/\B[0-9]\{3\}\>/,&/;ta' <<<"$1"; }
 # row LABEL FORMAT KIND ARGS…: one line of the summary table, a cell per peer and the ratio
 # switchyard / nginx. KIND: closed|open|hop|rss.
 row() {
-    local label=$1 f=$2 kind=$3 peer v cells=() vals=()
+    local label=$1 f=$2 kind=$3 peer v cells=()
     shift 3
     declare -A val
     for peer in $PEERS; do
@@ -471,7 +449,7 @@ size_name() { case "$1" in 1k) echo "1 KiB" ;; 64k) echo "64 KiB" ;; 1m) echo "1
 
 echo
 echo "Switchyard $("$SWITCHYARD_BIN" --version 2>/dev/null | sed 's/^switchyard //') ($SWITCHYARD_BIN) vs ${NAMES[nginx]} vs ${NAMES[haproxy]}; $(nproc) CPUs, $(uname -r)"
-echo "proxy on CPU ${PROXY_CPUS:-any}; backend (1 worker) on ${BACKEND_CPUS:-any}; wrk/oha on ${WRK_CPUS:-any}; upstream keep-alive: up to $UPSTREAM_KEEPALIVE idle, ${UPSTREAM_IDLE}s"
+echo "proxy on CPU ${PROXY_CPUS:-any}; backend (1 worker) on ${BACKEND_CPUS:-any}; wrk/oha on ${WRK_CPUS:-any}; nice ${NICE:-0}; upstream keep-alive: up to $UPSTREAM_KEEPALIVE idle, ${UPSTREAM_IDLE}s"
 echo "closed loop: wrk 1 thread, $CONNS connections, ${DURATION}s; open loop: oha -c $CONNS -q RATE --latency-correction, ${OPEN_DURATION}s, tenants by $OPEN_TENANTS; serial: wrk -c1, ${SERIAL_DURATION}s"
 echo "$REPS interleaved reps, medians; $TENANTS tenants rotated; load average at start $LOAD_START, at end $LOAD_END"
 [ -n "$NGINX_PROXY_EXTRA" ] && echo "nginx extra: $NGINX_PROXY_EXTRA"
@@ -510,26 +488,28 @@ fi
 if has closed "$PHASES"; then
     echo
     echo "closed loop (wrk -c$CONNS; p50/p99 are wrk's, i.e. mostly queueing behind $CONNS connections):"
-    printf '| %-6s | %-10s | %8s | %8s | %8s | %s | %9s | %23s |\n' size peer rps "p50 ms" "p99 ms" "CPU µs/req" "peak MiB" "backend conns (mid-run)"
-    printf '|--------|------------|---------:|---------:|---------:|-----------:|----------:|------------------------:|\n'
+    printf '| %-6s | %-10s | %8s | %8s | %8s | %s | %s | %6s | %9s | %23s |\n' size peer rps "p50 ms" "p99 ms" "CPU µs/req" "of it user" "runq %" "peak MiB" "backend conns (mid-run)"
+    printf '|--------|------------|---------:|---------:|---------:|-----------:|-----------:|-------:|----------:|------------------------:|\n'
     for size in $SIZES; do
         for peer in $PEERS; do
-            printf '| %-6s | %-10s | %8.0f | %8.3f | %8.3f | %10.1f | %9.1f | %23s |\n' "$size" "$peer" \
+            printf '| %-6s | %-10s | %8.0f | %8.3f | %8.3f | %10.1f | %10.1f | %6.0f | %9.1f | %23s |\n' "$size" "$peer" \
                 "$(col closed "$size" "$peer" 6)" "$(col closed "$size" "$peer" 7)" "$(col closed "$size" "$peer" 8)" \
-                "$(col closed "$size" "$peer" 9)" "$(colmax closed "$size" "$peer" 11)" "$(colmax closed "$size" "$peer" 12)"
+                "$(col closed "$size" "$peer" 9)" "$(col closed "$size" "$peer" 13)" "$(col closed "$size" "$peer" 15)" \
+                "$(colmax closed "$size" "$peer" 11)" "$(colmax closed "$size" "$peer" 12)"
         done
     done
 fi
 if has open "$PHASES"; then
     echo
     echo "open loop (oha, 1 KiB, latency-corrected; 'direct' = straight to the backend, no proxy):"
-    printf '| %-7s | %-10s | %9s | %8s | %8s | %s | %6s |\n' "req/s" peer "done/s" "p50 ms" "p99 ms" "CPU µs/req" errors
-    printf '|--------:|------------|----------:|---------:|---------:|-----------:|-------:|\n'
+    printf '| %-7s | %-10s | %9s | %8s | %8s | %s | %6s | %6s | %6s |\n' "req/s" peer "done/s" "p50 ms" "p99 ms" "CPU µs/req" "busy %" "runq %" errors
+    printf '|--------:|------------|----------:|---------:|---------:|-----------:|-------:|-------:|-------:|\n'
     for rate in $RATES; do
         for peer in $OPEN_PEERS; do
-            printf '| %7s | %-10s | %9.0f | %8.3f | %8.3f | %10s | %6s |\n' "$rate" "$peer" \
+            printf '| %7s | %-10s | %9.0f | %8.3f | %8.3f | %10s | %6s | %6s | %6s |\n' "$rate" "$peer" \
                 "$(col open "$rate" "$peer" 6)" "$(col open "$rate" "$peer" 7)" "$(col open "$rate" "$peer" 8)" \
-                "$(fmt "$(col open "$rate" "$peer" 9)" '%.1f')" "$(col open "$rate" "$peer" 10)"
+                "$(fmt "$(col open "$rate" "$peer" 9)" '%.1f')" "$(fmt "$(col open "$rate" "$peer" 14)" '%.0f')" \
+                "$(fmt "$(col open "$rate" "$peer" 15)" '%.0f')" "$(col open "$rate" "$peer" 10)"
         done
     done
 fi
@@ -540,6 +520,23 @@ if has serial "$PHASES"; then
         printf '  %-10s p50 %7.1f µs   p99 %7.1f µs   %6.0f req/s\n' "$peer" \
             "$(awk -v v="$(col serial 1k "$peer" 7)" 'BEGIN { print v * 1000 }')" \
             "$(awk -v v="$(col serial 1k "$peer" 8)" 'BEGIN { print v * 1000 }')" "$(col serial 1k "$peer" 6)"
+    done
+fi
+if has syscalls "$PHASES"; then
+    echo
+    echo "per request (1 KiB, wrk -c$CONNS, perf stat on the proxy's processes): system calls (those at 0.05"
+    echo "and more by name), packets sent (net_dev_queue, loopback), wake-ups of other tasks (sched_waking),"
+    echo "context switches (sched_switch)"
+    for peer in $PEERS; do
+        awk -F, -v n="$(cat "$WORK/syscalls-$peer.requests")" -v p="$peer" '
+            $3 ~ /^syscalls:sys_enter_/ && $1 + 0 > 0 { name = $3; sub(/^syscalls:sys_enter_/, "", name)
+                c[name] = $1 / n; total += $1 / n }
+            $3 == "net:net_dev_queue" { pk = $1 / n }
+            $3 == "sched:sched_waking" { wk = $1 / n }
+            $3 == "sched:sched_switch" { sw = $1 / n }
+            END { line = sprintf("  %-10s packets %.2f, wake-ups %.2f, switches %.2f, syscalls %.2f:", p, pk, wk, sw, total)
+                  for (k in c) if (c[k] >= 0.05) line = line sprintf(" %s %.2f", k, c[k]); print line }' \
+            "$WORK/syscalls-$peer.csv"
     done
 fi
 total_errs=$(awk -F'\t' 'NR > 1 { e += $10 } END { print e + 0 }' "$RAW")
