@@ -211,7 +211,7 @@ EOF
 # Tracepoints for `perf stat` on a proxy: the system calls a proxy makes (counting all 300-odd
 # syscalls:sys_enter_* takes seconds to set up), packets sent, wake-ups of other tasks, switches.
 PERF_PROXY_EVENTS=$(printf 'syscalls:sys_enter_%s,' read readv recvfrom recvmsg write writev sendto sendmsg \
-    splice epoll_wait epoll_pwait epoll_ctl futex sched_yield clock_nanosleep accept4 close getsockopt \
+    splice epoll_wait epoll_pwait epoll_ctl futex sched_yield clock_nanosleep accept4 connect close getsockopt \
     setsockopt clock_gettime)net:net_dev_queue,sched:sched_waking,sched:sched_switch
 
 # Debian packages the benches need, installed only when missing. Services are kept from starting
