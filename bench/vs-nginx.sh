@@ -24,7 +24,8 @@
 #   PIN=1 with PROXY_CPUS / BACKEND_CPUS / WRK_CPUS (WRK_CPUS also pins oha), NICE=-10 (run
 #   every process of the bench at that nice level: less interference on a shared machine),
 #   SWITCHYARD_BIN + BACKEND_BIN (measure given binaries), NO_BUILD=1, OHA_BIN,
-#   NGINX_PROXY_EXTRA="directives;", HAPROXY_SERVER_EXTRA="server options",
+#   NGINX_PROXY_EXTRA="directives;", NGINX_MAX_TEMP_FILE=0 (1024m: nginx's disk spooling default),
+#   HAPROXY_SERVER_EXTRA="server options",
 #   OUT=FILE (copy of the per-run TSV), KEEP=1 (keep the work dir with every raw output).
 set -uo pipefail
 
