@@ -66,7 +66,7 @@ use crate::traffic::Traffic;
 
 pub use auth::{Caller, Role};
 pub use error::ApiError;
-pub use sample::{Row, curl_line, pretty_body, side_by_side};
+pub use sample::{Row, curl_line, side_by_side};
 pub use shadow::{DEFAULT_TARGET_PARITY, MIN_SAMPLES, policy};
 
 /// What the admin API works with: the live rules, the store, recent traffic, metrics.

@@ -31,12 +31,16 @@
 
 mod audit;
 mod error;
+mod fleet;
 mod generations;
 mod rollout;
 mod status;
 
 pub use audit::{AuditQuery, AuditResponse, GenerationAudit, ReloadAudit};
 pub use error::{ErrorBody, ErrorKind};
+pub use fleet::{
+    ConfigQuery, ConfigText, FleetAnswer, Member, PushRequest, PushResponse, TextFrom,
+};
 pub use generations::{
     HistoryResponse, ReloadRequest, ReloadResponse, RollbackRequest, RollbackResponse,
 };

@@ -403,7 +403,7 @@ impl AdminClient {
 }
 
 /// Read `json`, the answer to `call`, as `T`.
-fn decode<T: DeserializeOwned>(call: &str, json: Value) -> Result<T, ClientError> {
+pub(crate) fn decode<T: DeserializeOwned>(call: &str, json: Value) -> Result<T, ClientError> {
     serde_json::from_value(json).map_err(|e| ClientError::Unexpected {
         path: call.to_owned(),
         message: e.to_string(),

@@ -285,3 +285,11 @@ impl Sink {
         }
     }
 }
+
+/// A body pretty-printed when it is JSON; other text as it is.
+pub fn pretty_body(body: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(body) {
+        Ok(v) => serde_json::to_string_pretty(&v).unwrap_or_else(|_| body.to_owned()),
+        Err(_) => body.to_owned(),
+    }
+}

@@ -31,8 +31,8 @@ use crate::telemetry::Metrics;
 mod sync;
 mod view;
 
+pub use crate::api::{FleetAnswer, Member};
 pub use sync::Backoff;
-pub use view::{FleetAnswer, Member};
 
 /// A replica is listed by the fleet view when seen within this window.
 pub const SEEN_WINDOW: Duration = Duration::from_secs(60);

@@ -19,9 +19,9 @@ use tower::ServiceExt;
 
 use super::{AdminState, router};
 use crate::api::{
-    AuditResponse, ChangedRules, ErrorBody, ErrorKind, GenerationAudit, HistoryResponse,
-    ReloadAudit, ReloadResponse, RollbackResponse, RolloutRequest, RolloutResponse, RolloutResult,
-    RoutesResponse, StatusResponse,
+    AuditResponse, ChangedRules, ConfigText, ErrorBody, ErrorKind, FleetAnswer, GenerationAudit,
+    HistoryResponse, PushResponse, ReloadAudit, ReloadResponse, RollbackResponse, RolloutRequest,
+    RolloutResponse, RolloutResult, RoutesResponse, StatusResponse, TextFrom,
 };
 use crate::clock::Clock;
 use crate::config::source::Source;
@@ -543,4 +543,51 @@ async fn every_failure_reads_as_error_body() {
     }
     // Nothing above changed anything.
     assert_eq!(f.state.live.load().generation, 1);
+}
+
+#[tokio::test]
+async fn fleet_and_config_calls_read_as_their_types() {
+    let f = Fixture::new().await;
+    let (_, json) = f.call("GET", "/admin/fleet", READ, None).await;
+    assert_keys(
+        &json,
+        &[
+            "source",
+            "document",
+            "replica",
+            "newest_revision",
+            "source_up",
+            "error",
+            "replicas",
+        ],
+    );
+    let fleet: FleetAnswer = round_trip(&json);
+    assert_eq!((fleet.source.as_str(), fleet.replicas.len()), ("file", 1));
+    assert!(fleet.replicas[0].this);
+
+    let (_, json) = f.call("GET", "/admin/config", READ, None).await;
+    assert_keys(&json, &["revision", "text", "from", "in_force"]);
+    let text: ConfigText = round_trip(&json);
+    assert_eq!(text.from, TextFrom::Source);
+    assert_eq!(text.in_force, Some(true));
+
+    let edited = text
+        .text
+        .replace("tenants = [\"acme\"]", "tenants = [\"globex\"]");
+    let pushed: PushResponse = f
+        .read(
+            "POST",
+            "/admin/config",
+            Some(json!({"text": edited, "reason": "push"})),
+        )
+        .await;
+    assert_eq!(
+        (pushed.previous_generation, pushed.outcome.generation()),
+        (1, 2)
+    );
+    assert_eq!(pushed.replica, "r1");
+    // A file has no past revisions to read.
+    let (status, json) = f.call("GET", "/admin/config?revision=1", READ, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let _: ErrorBody = round_trip(&json);
 }

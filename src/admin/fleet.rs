@@ -8,13 +8,12 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Extension, State};
 use axum::http::Uri;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::api::audit_entry;
 use super::{AdminJson, AdminState, ApiError, Caller, query};
+use crate::api::{ConfigQuery, ConfigText, FleetAnswer, PushRequest, PushResponse, TextFrom};
 use crate::config::source::{Author, SourceError};
-use crate::fleet::FleetAnswer;
 use crate::live::{ReloadOutcome, Trigger};
 
 /// What an admin write is about to do, for [`AdminState::begin_write`].
@@ -53,17 +52,13 @@ pub async fn fleet(State(state): State<Arc<AdminState>>) -> Json<FleetAnswer> {
     Json(state.fleet.view(&state.live).await)
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct PullQuery {
-    /// A past revision of a shared document (default: the newest).
-    revision: Option<u64>,
-}
-
 /// `GET /admin/config[?revision=N]`: the document's current text (or a past revision's).
 /// When the database cannot be reached, the text in force is returned and `from` says so.
-pub async fn pull(State(state): State<Arc<AdminState>>, uri: Uri) -> Result<Json<Value>, ApiError> {
-    let q: PullQuery = query(&uri)?;
+pub async fn pull(
+    State(state): State<Arc<AdminState>>,
+    uri: Uri,
+) -> Result<Json<ConfigText>, ApiError> {
+    let q: ConfigQuery = query(&uri)?;
     let live = &state.live;
     let source = live.source();
     if let Some(revision) = q.revision {
@@ -76,39 +71,32 @@ pub async fn pull(State(state): State<Arc<AdminState>>, uri: Uri) -> Result<Json
             SourceError::NoRevision { .. } => ApiError::NotFound(e.to_string()),
             other => ApiError::SourceUnavailable(other.to_string()),
         })?;
-        return Ok(Json(
-            json!({"revision": revision, "text": text, "from": "source"}),
-        ));
+        return Ok(Json(ConfigText {
+            revision,
+            text,
+            from: TextFrom::Source,
+            in_force: None,
+            error: None,
+        }));
     }
     let running = live.load();
     let answer = match source.read().await {
-        Ok(document) => json!({
-            "revision": document.revision.unwrap_or(running.generation),
-            "text": document.text,
-            "from": "source",
-            "in_force": document.revision.is_none_or(|r| r == running.generation),
-        }),
-        Err(error) => json!({
-            "revision": running.generation,
-            "text": running.text.as_ref(),
-            "from": "in_force",
-            "error": error.to_string(),
-        }),
+        Ok(document) => ConfigText {
+            revision: document.revision.unwrap_or(running.generation),
+            in_force: Some(document.revision.is_none_or(|r| r == running.generation)),
+            text: document.text,
+            from: TextFrom::Source,
+            error: None,
+        },
+        Err(error) => ConfigText {
+            revision: running.generation,
+            text: running.text.to_string(),
+            from: TextFrom::InForce,
+            in_force: None,
+            error: Some(error.to_string()),
+        },
     };
     Ok(Json(answer))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PushRequest {
-    /// The whole new document.
-    text: String,
-    /// Refuse (409) unless the newest revision is still this one; default: the revision this
-    /// replica serves once it caught up.
-    #[serde(default)]
-    base_revision: Option<u64>,
-    #[serde(default)]
-    reason: Option<String>,
 }
 
 /// `POST /admin/config {text, base_revision?, reason?}`: replace the document.
@@ -116,7 +104,7 @@ pub async fn push(
     State(state): State<Arc<AdminState>>,
     Extension(caller): Extension<Caller>,
     AdminJson(request): AdminJson<PushRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PushResponse>, ApiError> {
     let _write = state.begin_write(Write::Edit).await?;
     let before = state.live.load();
     let base = request.base_revision.unwrap_or(before.generation);
@@ -143,9 +131,10 @@ pub async fn push(
         false,
     )?;
     let audit_id = state.audit(entry).await?;
-    let mut body = json!(outcome);
-    body["previous_generation"] = json!(before.generation);
-    body["audit_id"] = json!(audit_id);
-    body["replica"] = json!(state.fleet.replica());
-    Ok(Json(body))
+    Ok(Json(PushResponse {
+        outcome,
+        previous_generation: before.generation,
+        audit_id,
+        replica: state.fleet.replica().to_owned(),
+    }))
 }

@@ -21,7 +21,7 @@ use similar::{DiffTag, TextDiff};
 
 use super::shadow::shadow_store;
 use super::{AdminState, ApiError};
-use crate::compare::{self, Captured, CompareRules};
+use crate::compare::{self, Captured, CompareRules, pretty_body};
 use crate::store::{SamplePair, SampleResponse};
 
 /// Side-by-side rows returned at most (a 1 MiB body pretty-prints to many thousand lines).
@@ -141,14 +141,6 @@ pub(super) fn captured(r: &SampleResponse) -> Captured {
         headers,
         body: Bytes::from(r.body.clone()),
         truncated: false,
-    }
-}
-
-/// A body pretty-printed when it is JSON; other text as it is.
-pub fn pretty_body(body: &str) -> String {
-    match serde_json::from_str::<Value>(body) {
-        Ok(v) => serde_json::to_string_pretty(&v).unwrap_or_else(|_| body.to_owned()),
-        Err(_) => body.to_owned(),
     }
 }
 

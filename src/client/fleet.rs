@@ -16,13 +16,13 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use serde_json::{Value, json};
-
-use super::format::{text, time};
-use super::{AdminArgs, AdminClient, ClientError};
+use super::format::time_ms;
+use super::{AdminArgs, AdminClient, ClientError, decode};
+use crate::api::{ConfigText, FleetAnswer, PushRequest, PushResponse, TextFrom};
 use crate::clock::Clock;
 use crate::config::source::{Author, Base, Source, SourceError, SourceOptions};
 use crate::config::{ConfigError, ConfigErrors};
+use crate::live::ReloadOutcome;
 use crate::snapshot::{self, BuildError};
 use crate::term::{fail, table};
 
@@ -119,14 +119,14 @@ pub fn pull(args: &PullArgs) -> ExitCode {
                     Some(n) => format!("/admin/config?revision={n}"),
                     None => "/admin/config".to_owned(),
                 };
-                let answer = client.get(&path).await?;
-                if answer["from"] == "in_force" {
+                let answer: ConfigText = decode(&path, client.get(&path).await?)?;
+                if answer.from == TextFrom::InForce {
                     eprintln!(
                         "switchyard: the config source is unreachable ({}); this is the text in force on the replica",
-                        text_of(&answer["error"])
+                        answer.error.as_deref().unwrap_or("no answer")
                     );
                 }
-                text_of(&answer["text"])
+                answer.text
             }
         };
         print!("{text}");
@@ -140,7 +140,8 @@ pub fn pull(args: &PullArgs) -> ExitCode {
 /// `switchyard fleet`: every replica seen in the last minute.
 pub fn fleet(admin: &AdminArgs) -> ExitCode {
     run(async {
-        let answer = client(admin)?.get("/admin/fleet").await?;
+        let path = "/admin/fleet";
+        let answer: FleetAnswer = decode(path, client(admin)?.get(path).await?)?;
         if admin.json {
             println!(
                 "{}",
@@ -154,39 +155,39 @@ pub fn fleet(admin: &AdminArgs) -> ExitCode {
 }
 
 /// The fleet view as a table.
-pub fn render(answer: &Value) -> String {
+pub fn render(answer: &FleetAnswer) -> String {
     let mut out = String::new();
-    let document = answer["document"]
-        .as_str()
+    let document = answer
+        .document
+        .as_deref()
         .map(|d| format!(" document {d},"))
         .unwrap_or_default();
     out.push_str(&format!(
         "source {}:{document} newest revision {}\n",
-        text(&answer["source"]),
-        text(&answer["newest_revision"])
+        answer.source, answer.newest_revision
     ));
-    if answer["source_up"] == false {
+    if !answer.source_up {
         out.push_str(&format!(
             "config database unreachable ({}): showing the answering replica only\n",
-            text(&answer["error"])
+            answer.error.as_deref().unwrap_or("no answer")
         ));
     }
-    let rows: Vec<Vec<String>> = answer["replicas"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let or_dash = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
+    let rows: Vec<Vec<String>> = answer
+        .replicas
+        .iter()
         .map(|r| {
-            let mark = if r["self"] == true { "*" } else { "" };
+            let mark = if r.this { "*" } else { "" };
             vec![
-                format!("{}{mark}", text(&r["replica"])),
-                text(&r["revision"]),
-                text(&r["lag"]),
-                time(&r["loaded_at"]),
-                time(&r["last_seen"]),
-                if r["listening"] == true { "yes" } else { "no" }.to_owned(),
-                text(&r["last_error"])
-                    .lines()
-                    .next()
+                format!("{}{mark}", r.replica),
+                or_dash(r.revision),
+                r.lag.to_string(),
+                r.loaded_at.map_or_else(|| "-".to_owned(), time_ms),
+                time_ms(r.last_seen),
+                if r.listening { "yes" } else { "no" }.to_owned(),
+                r.last_error
+                    .as_deref()
+                    .and_then(|e| e.lines().next())
                     .unwrap_or("-")
                     .to_owned(),
             ]
@@ -209,11 +210,12 @@ pub fn render(answer: &Value) -> String {
 
 async fn push_via_admin(args: &PushArgs, text: String) -> Result<String, FleetCliError> {
     let client = client(&args.target.admin)?;
-    let body = json!({
-        "text": text,
-        "base_revision": args.base_revision,
-        "reason": args.reason,
-    });
+    let body = PushRequest {
+        text,
+        base_revision: args.base_revision,
+        reason: args.reason.clone(),
+    };
+    let path = "/admin/config";
     let answer = client
         .post("/admin/config", &body)
         .await
@@ -229,12 +231,14 @@ async fn push_via_admin(args: &PushArgs, text: String) -> Result<String, FleetCl
             },
             other => other,
         })?;
+    let answer: PushResponse = decode(path, answer)?;
+    let (result, generation) = match answer.outcome {
+        ReloadOutcome::Applied { generation, .. } => ("applied", generation),
+        ReloadOutcome::Unchanged { generation, .. } => ("unchanged", generation),
+    };
     Ok(format!(
-        "{}: revision {} (was {}) via replica {}",
-        text_of(&answer["result"]),
-        text_of(&answer["generation"]),
-        text_of(&answer["previous_generation"]),
-        text_of(&answer["replica"]),
+        "{result}: revision {generation} (was {}) via replica {}",
+        answer.previous_generation, answer.replica,
     ))
 }
 
@@ -329,10 +333,6 @@ fn client(admin: &AdminArgs) -> Result<AdminClient, ClientError> {
     AdminClient::new(&admin.admin, admin.token.clone())
 }
 
-fn text_of(v: &Value) -> String {
-    v.as_str().map_or_else(|| v.to_string(), str::to_owned)
-}
-
 fn run(work: impl Future<Output = Result<(), FleetCliError>>) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -371,15 +371,18 @@ mod tests {
 
     #[test]
     fn the_fleet_table_marks_the_answering_replica() {
-        let answer = json!({
-            "source": "postgres", "document": "main", "newest_revision": 7, "source_up": true,
+        let answer: FleetAnswer = serde_json::from_value(serde_json::json!({
+            "source": "postgres", "document": "main", "newest_revision": 7, "source_up": true, "error": null,
             "replicas": [
                 {"replica": "gw-a", "revision": 7, "lag": 0, "loaded_at": 0, "last_seen": 0,
+                 "started_at": 0, "admin": null, "version": null,
                  "listening": true, "last_error": null, "self": true},
                 {"replica": "gw-b", "revision": 6, "lag": 1, "loaded_at": 0, "last_seen": 0,
+                 "started_at": 0, "admin": null, "version": null,
                  "listening": false, "last_error": "revision 7:1:1: bad\nmore", "self": false},
             ],
-        });
+        }))
+        .expect("a fleet answer");
         let out = render(&answer);
         assert!(
             out.starts_with("source postgres: document main, newest revision 7\n"),

@@ -36,7 +36,7 @@ pub(super) fn time(v: &Value) -> String {
 }
 
 /// Epoch milliseconds as RFC 3339 (`-` when negative).
-fn time_ms(ms: i64) -> String {
+pub(super) fn time_ms(ms: i64) -> String {
     u64::try_from(ms).map_or_else(
         |_| "-".into(),
         |ms| time_at(UNIX_EPOCH + Duration::from_millis(ms)),

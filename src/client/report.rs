@@ -18,7 +18,7 @@ use similar::TextDiff;
 
 use super::encode;
 use super::format::{text, time};
-use crate::admin::pretty_body;
+use crate::compare::pretty_body;
 
 /// How `switchyard report` prints.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]

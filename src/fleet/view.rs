@@ -3,51 +3,9 @@
 use std::sync::atomic::Ordering;
 
 use super::{Fleet, SEEN_WINDOW};
+use crate::api::{FleetAnswer, Member};
 use crate::config::source::ReplicaRow;
 use crate::live::Live;
-
-/// One replica of the fleet view.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Member {
-    pub replica: String,
-    /// The revision (generation) it serves.
-    pub revision: Option<u64>,
-    /// When it loaded that revision (epoch milliseconds).
-    pub loaded_at: Option<i64>,
-    pub started_at: i64,
-    /// Its last heartbeat (epoch milliseconds, the database's clock).
-    pub last_seen: i64,
-    /// Revisions it is behind the newest.
-    pub lag: u64,
-    /// Whether its LISTEN connection is up (otherwise only the poll keeps it current).
-    pub listening: bool,
-    pub admin: Option<String>,
-    pub version: Option<String>,
-    /// Why it refuses the newest revision, when it does.
-    pub last_error: Option<String>,
-    /// The replica that answered this call.
-    #[serde(rename = "self")]
-    pub this: bool,
-}
-
-/// The answer of `GET /admin/fleet`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct FleetAnswer {
-    /// `file` or `postgres`.
-    pub source: String,
-    /// The document's name (PostgreSQL).
-    pub document: Option<String>,
-    /// The replica that answered.
-    pub replica: String,
-    /// The newest revision (as far as this replica knows when the database is down).
-    pub newest_revision: u64,
-    /// Whether the database answered; without it only this replica is listed.
-    pub source_up: bool,
-    /// Why the database did not answer.
-    pub error: Option<String>,
-    /// Replicas seen within the last minute.
-    pub replicas: Vec<Member>,
-}
 
 pub(super) async fn answer(fleet: &Fleet, live: &Live) -> FleetAnswer {
     let serving = live.load().generation;
