@@ -372,7 +372,8 @@ mod tests {
     #[test]
     fn the_fleet_table_marks_the_answering_replica() {
         let answer: FleetAnswer = serde_json::from_value(serde_json::json!({
-            "source": "postgres", "document": "main", "newest_revision": 7, "source_up": true, "error": null,
+            "source": "postgres", "document": "main", "newest_revision": 7, "source_up": true,
+            "error": null, "replica": "gw-a",
             "replicas": [
                 {"replica": "gw-a", "revision": 7, "lag": 0, "loaded_at": 0, "last_seen": 0,
                  "started_at": 0, "admin": null, "version": null,
