@@ -235,7 +235,7 @@ fn run(config: &str, replica: &ReplicaArgs) -> ExitCode {
     let replica_id = replica
         .replica_id
         .clone()
-        .unwrap_or_else(crate::fleet::default_replica_id);
+        .unwrap_or_else(crate::config::source::default_replica_id);
     let options = SourceOptions {
         replica: replica_id.clone(),
         cache_dir: Some(replica.cache_dir.clone()),

@@ -37,21 +37,6 @@ pub use sync::Backoff;
 /// A replica is listed by the fleet view when seen within this window.
 pub const SEEN_WINDOW: Duration = Duration::from_secs(60);
 
-/// This replica's default identity: the host name (in Kubernetes, the pod's name).
-pub fn default_replica_id() -> String {
-    let from_env = std::env::var("HOSTNAME").ok();
-    let from_files = || {
-        ["/proc/sys/kernel/hostname", "/etc/hostname"]
-            .iter()
-            .find_map(|f| std::fs::read_to_string(f).ok())
-    };
-    from_env
-        .or_else(from_files)
-        .map(|name| name.trim().to_owned())
-        .filter(|name| !name.is_empty())
-        .unwrap_or_else(|| "switchyard".to_owned())
-}
-
 pub use crate::api::Rejected;
 use crate::api::SourceStatus;
 
@@ -243,17 +228,5 @@ impl Fleet {
             listening: self.listening.load(Ordering::Relaxed),
             last_error: self.rejected().map(|r| r.message),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn replicas_are_named_after_their_host_by_default() {
-        let name = default_replica_id();
-        assert!(!name.is_empty());
-        assert_eq!(name, name.trim());
     }
 }

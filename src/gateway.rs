@@ -106,7 +106,7 @@ impl Gateway {
         let replica = options
             .replica_id
             .clone()
-            .unwrap_or_else(crate::fleet::default_replica_id);
+            .unwrap_or_else(crate::config::source::default_replica_id);
         let fleet = Fleet::new(replica, &source, metrics.clone(), clock.clone());
         let live = Live::start(source, first, metrics.clone(), clock.clone(), past);
         let snapshot = live.load();
@@ -216,32 +216,8 @@ async fn open_store(url: &str, config: &Path) -> Option<Store> {
     match Store::open(url, base).await {
         Ok(store) => Some(store),
         Err(error) => {
-            tracing::error!(url = %redact_url(url), "store unavailable, shadow results and history are not persisted, admin writes are refused (they could not be audited): {error}");
+            tracing::error!(url = %crate::config::source::redact_url(url), "store unavailable, shadow results and history are not persisted, admin writes are refused (they could not be audited): {error}");
             None
         }
-    }
-}
-
-/// A store URL fit for logs: the password of `postgres://user:password@host/db` masked.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
-        }
-        _ => url.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn store_urls_are_logged_without_passwords() {
-        assert_eq!(
-            super::redact_url("postgres://sy:hunter2@db:5432/sy"),
-            "postgres://sy:***@db:5432/sy"
-        );
-        assert_eq!(super::redact_url("sqlite://a.db"), "sqlite://a.db");
     }
 }

@@ -97,7 +97,7 @@ pub struct SourceOptions {
 impl Default for SourceOptions {
     fn default() -> Self {
         SourceOptions {
-            replica: crate::fleet::default_replica_id(),
+            replica: default_replica_id(),
             cache_dir: None,
         }
     }
@@ -281,6 +281,33 @@ pub fn write_atomically(path: &Path, text: &str) -> Result<(), SourceError> {
     Ok(())
 }
 
+/// A replica's default identity: the host name (in Kubernetes, the pod's name).
+pub fn default_replica_id() -> String {
+    let from_env = std::env::var("HOSTNAME").ok();
+    let from_files = || {
+        ["/proc/sys/kernel/hostname", "/etc/hostname"]
+            .iter()
+            .find_map(|f| std::fs::read_to_string(f).ok())
+    };
+    from_env
+        .or_else(from_files)
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "switchyard".to_owned())
+}
+
+/// A database URL fit for logs (a store's or a rule document's): the password of `postgres://user:password@host/db` masked.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,5 +348,24 @@ mod tests {
             Source::parse("gw.toml").unwrap().path(),
             Path::new("gw.toml")
         );
+    }
+}
+
+#[cfg(test)]
+mod identity_tests {
+    #[test]
+    fn replicas_are_named_after_their_host_by_default() {
+        let name = super::default_replica_id();
+        assert!(!name.is_empty());
+        assert_eq!(name, name.trim());
+    }
+
+    #[test]
+    fn store_urls_are_logged_without_passwords() {
+        assert_eq!(
+            super::redact_url("postgres://sy:hunter2@db:5432/sy"),
+            "postgres://sy:***@db:5432/sy"
+        );
+        assert_eq!(super::redact_url("sqlite://a.db"), "sqlite://a.db");
     }
 }

@@ -98,7 +98,7 @@ impl PgSource {
     /// Parse `postgres://…?document=NAME[&poll=5s]`; other query parameters go to the driver
     /// (`sslmode`, …). Nothing connects yet.
     pub fn parse(url: &str, options: &SourceOptions) -> Result<PgSource, SourceError> {
-        let shown = crate::gateway::redact_url(url);
+        let shown = super::redact_url(url);
         let bad = |message: String| SourceError::BadUrl {
             url: shown.clone(),
             message,
@@ -140,7 +140,7 @@ impl PgSource {
         let connect = PgConnectOptions::from_str(&driver_url)
             .map_err(|e| bad(e.to_string()))?
             .application_name("switchyard");
-        let shown_base = crate::gateway::redact_url(base);
+        let shown_base = super::redact_url(base);
         Ok(PgSource {
             inner: Arc::new(Inner {
                 described: format!("{shown_base}?document={document}"),
