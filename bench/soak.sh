@@ -106,19 +106,19 @@ wait_http "http://127.0.0.1:$PORT/api/split/1k" 10 -H 'x-tenant-id: t-1' || die 
 log "soak: ${SOAK_MINUTES} min; GET ${RATE_GET}/s shadowed, GET 64k ${RATE_SPLIT}/s and POST ${RATE_POST}/s on the new side with fallback; reload every ${RELOAD_EVERY}s; new side flaps every ${FLAP_EVERY}s; load $(loadavg)"
 
 head -c 4096 /dev/urandom | base64 -w0 | head -c 4096 >"$WORK/post.body"
+LOADS=()
 stream() { # NAME RATE OHA-ARGS… (one tenant per stream: oha cannot vary a header per request)
     local name=$1 rate=$2
     shift 2
     "$OHA" --no-tui --output-format json -o "$WORK/$name.json" -c 16 -q "$rate" \
         --latency-correction -z "${DURATION}s" -t 10s "$@" >"$WORK/$name.out" 2>&1 &
     PIDS+=($!)
-    echo $!
+    LOADS+=($!)
 }
-LOADS=()
-LOADS+=("$(stream get "$RATE_GET" -H 'x-tenant-id: tenant-1' "http://127.0.0.1:$PORT/api/shadowed/1k")")
-LOADS+=("$(stream split "$RATE_SPLIT" -H 'x-tenant-id: tenant-2' "http://127.0.0.1:$PORT/api/split/64k")")
-LOADS+=("$(stream post "$RATE_POST" -H 'x-tenant-id: tenant-3' -m POST -D "$WORK/post.body" \
-    -T application/octet-stream "http://127.0.0.1:$PORT/api/split/echo")")
+stream get "$RATE_GET" -H 'x-tenant-id: tenant-1' "http://127.0.0.1:$PORT/api/shadowed/1k"
+stream split "$RATE_SPLIT" -H 'x-tenant-id: tenant-2' "http://127.0.0.1:$PORT/api/split/64k"
+stream post "$RATE_POST" -H 'x-tenant-id: tenant-3' -m POST -D "$WORK/post.body" \
+    -T application/octet-stream "http://127.0.0.1:$PORT/api/split/echo"
 
 echo "seconds,rss_kb,fds,generation" >"$WORK/samples.csv"
 sample() {
@@ -186,6 +186,7 @@ awk -F, 'NR == 2 {r0 = $2; f0 = $3} NR > 1 {if ($2 > rmax) rmax = $2; if ($3 > f
         r0 / 1024, rmax / 1024, r / 1024, n, f0, fmax, f}' "$WORK/samples.csv"
 echo "reloads: ok $(counter switchyard_config_reloads_total 'result="ok"'), error $(counter switchyard_config_reloads_total 'result="error"')"
 echo "fallbacks: $(counter switchyard_fallbacks_total '')"
+echo "upstream errors: $(awk 'index($1, "switchyard_upstream_errors_total{") == 1 {l = $1; sub(/^[^{]*/, "", l); printf "%s %d  ", l, $2}' <<<"$metrics")"
 echo "shadow: $(awk 'index($1, "switchyard_shadow_total{") == 1 {sub(/.*result="/, "", $1); sub(/".*/, "", $1); s[$1] += $2}
     END {for (k in s) printf "%s %d  ", k, s[k]}' <<<"$metrics")"
 echo "shadow skipped: $(counter switchyard_shadow_skipped_total '')"

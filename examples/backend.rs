@@ -23,7 +23,9 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
 
 /// The static bodies, built once.
 struct Bodies {
@@ -158,38 +160,56 @@ async fn handle(
     ))
 }
 
+/// Serve until SIGTERM or SIGINT, then stop accepting and let every connection finish the
+/// request it is on (a rolling restart, as `bench/soak.sh` does to the new side).
 async fn serve(listener: TcpListener, delay: std::time::Duration) {
     let bodies = Arc::new(Bodies::new());
     let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
+    let graceful = GracefulShutdown::new();
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(error) => {
+            eprintln!("backend: SIGTERM handler: {error}");
+            std::process::exit(1);
+        }
+    };
     loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(conn) => conn,
-            Err(error) => {
-                // EMFILE and friends: back off briefly rather than spin.
-                eprintln!("accept: {error}");
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                continue;
-            }
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(error) => {
+                    // EMFILE and friends: back off briefly rather than spin.
+                    eprintln!("accept: {error}");
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
         };
         let _ = stream.set_nodelay(true);
         let bodies = bodies.clone();
-        let builder = builder.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let bodies = bodies.clone();
-                async move {
-                    if !delay.is_zero() {
-                        tokio::time::sleep(delay).await;
-                    }
-                    handle(bodies, req).await
+        let service = service_fn(move |req| {
+            let bodies = bodies.clone();
+            async move {
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
                 }
-            });
-            // Errors here are client resets at the end of a benchmark run: nothing to report.
-            let _ = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+                handle(bodies, req).await
+            }
+        });
+        let served = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        let watched = graceful.watch(served);
+        // Errors here are client resets at the end of a benchmark run: nothing to report.
+        tokio::spawn(async move {
+            let _ = watched.await;
         });
     }
+    drop(listener);
+    // In-flight requests finish (bounded: a stuck client does not hold the exit forever).
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), graceful.shutdown()).await;
 }
 
 fn main() {

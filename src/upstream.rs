@@ -223,10 +223,15 @@ impl Pool {
     fn record_connect_failure(&self, origin: &Origin) {
         let failures = origin.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
         if failures >= self.spec.eject_after.max(1) {
-            let until = self.now_ms() + self.spec.eject_for.as_millis() as u64;
-            origin.ejected_until_ms.store(until, Ordering::Relaxed);
+            let now = self.now_ms();
+            let until = now + self.spec.eject_for.as_millis() as u64;
+            let before = origin.ejected_until_ms.swap(until, Ordering::Relaxed);
             origin.consecutive_failures.store(0, Ordering::Relaxed);
-            tracing::warn!(upstream = %self.spec.name, origin = %origin.authority, "origin ejected after {failures} consecutive connect failures");
+            // Requests in flight when the origin went down fail together: one line per
+            // ejection, not one per failure.
+            if before <= now {
+                tracing::warn!(upstream = %self.spec.name, origin = %origin.authority, "origin ejected after {failures} consecutive connect failures");
+            }
         }
     }
 }
