@@ -52,6 +52,11 @@ pub async fn wait_for_signal() {
 
 /// Columns padded to their widest cell, two spaces apart, trailing spaces trimmed.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    indented_table("", headers, rows)
+}
+
+/// [`table`] with every line, the header's too, after `indent`.
+pub fn indented_table(indent: &str, headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -68,7 +73,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
             .zip(&widths)
             .map(|(cell, w)| format!("{cell:<w$}"))
             .collect();
-        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+        let _ = writeln!(out, "{indent}{}", line.join("  ").trim_end());
     }
     out
 }

@@ -19,6 +19,7 @@ use similar::TextDiff;
 use super::encode;
 use super::format::{text, time};
 use crate::compare::pretty_body;
+use crate::term::indented_table;
 
 /// How `switchyard report` prints.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -203,29 +204,6 @@ fn suggestions(route: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Columns padded to their widest cell, indented.
-fn columns(indent: &str, headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            if let Some(w) = widths.get_mut(i) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-    }
-    let header: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
-    let mut out = String::new();
-    for row in std::iter::once(&header).chain(rows) {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        let _ = writeln!(out, "{indent}{}", line.join("  ").trim_end());
-    }
-    out
-}
-
 fn table(r: &Value) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "shadow report, {}", window(r));
@@ -262,7 +240,7 @@ fn table(r: &Value) -> String {
             })
             .collect();
         if !rows.is_empty() {
-            out.push_str(&columns(
+            out.push_str(&indented_table(
                 "  ",
                 &[
                     "PATH",
