@@ -34,6 +34,10 @@ pub enum ProxyError {
     /// Both Content-Length and Transfer-Encoding, or Content-Length given twice.
     #[error("ambiguous message framing")]
     AmbiguousFraming,
+    /// Framing the gateway does not read one way: a bad chunk, bare CR or LF, obs-fold,
+    /// control bytes, an unknown transfer coding, or a request body the client broke off.
+    #[error("malformed message framing")]
+    MalformedFraming,
     /// The request body is larger than the limit that applies.
     #[error("request body too large")]
     BodyTooLarge,
@@ -56,6 +60,7 @@ impl ProxyError {
             ProxyError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::UnknownTenant
             | ProxyError::AmbiguousFraming
+            | ProxyError::MalformedFraming
             | ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::ClientTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -72,6 +77,7 @@ impl ProxyError {
             ProxyError::UnknownUpstream(_) => "unknown_upstream",
             ProxyError::UnknownTenant => "unknown_tenant",
             ProxyError::AmbiguousFraming => "ambiguous_framing",
+            ProxyError::MalformedFraming => "malformed_framing",
             ProxyError::BodyTooLarge => "body_too_large",
             ProxyError::ClientTimeout => "client_timeout",
             ProxyError::BadRequest(_) => "bad_request",
@@ -120,6 +126,17 @@ impl ProxyError {
     }
 }
 
+impl From<crate::proxy::body::BodyFault> for ProxyError {
+    fn from(fault: crate::proxy::body::BodyFault) -> Self {
+        use crate::proxy::body::BodyFault;
+        match fault {
+            BodyFault::TooLarge => ProxyError::BodyTooLarge,
+            BodyFault::Stalled => ProxyError::ClientTimeout,
+            BodyFault::Malformed => ProxyError::MalformedFraming,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +154,8 @@ mod tests {
         assert_eq!(ProxyError::BodyTooLarge.status(), 413);
         assert_eq!(ProxyError::ClientTimeout.status(), 408);
         assert_eq!(ProxyError::AmbiguousFraming.status(), 400);
+        assert_eq!(ProxyError::MalformedFraming.status(), 400);
+        assert!(!ProxyError::MalformedFraming.is_upstream());
         assert!(ProxyError::UpstreamTimeout.is_upstream());
         assert!(!ProxyError::BodyTooLarge.is_upstream());
     }

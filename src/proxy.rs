@@ -30,7 +30,7 @@ use crate::shadow::{ShadowTicket, Shadower};
 use crate::store::Store;
 use crate::telemetry::Metrics;
 use crate::traffic::Traffic;
-use body::{Body, BodyFault, Buffered, FaultSlot, GuardedBody};
+use body::{Body, Buffered, FaultSlot, GuardedBody};
 use forward::{Downstream, SHADOW_HEADER};
 
 /// Shared state of the request path.
@@ -376,7 +376,9 @@ async fn send(
             Ok((response, side))
         }
         Err(error) => {
-            proxy.metrics.upstream_error(upstream, error.kind());
+            if error.is_upstream() {
+                proxy.metrics.upstream_error(upstream, error.kind());
+            }
             Err(error)
         }
     }
@@ -404,8 +406,7 @@ fn body_is_empty(headers: &http::HeaderMap) -> bool {
 
 fn client_fault(fault: &FaultSlot) -> ProxyError {
     match fault.get() {
-        Some(BodyFault::TooLarge) => ProxyError::BodyTooLarge,
-        Some(BodyFault::Stalled) => ProxyError::ClientTimeout,
+        Some(fault) => ProxyError::from(fault),
         None => ProxyError::BadRequest("the request body ended abruptly".into()),
     }
 }

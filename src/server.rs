@@ -28,6 +28,7 @@ use crate::tls::{self, CertResolver};
 use crate::traffic::Traffic;
 
 pub mod framing;
+mod head;
 
 use framing::{FramingGuard, FramingVerdict};
 
@@ -449,20 +450,21 @@ fn service(
 > + Clone {
     service_fn(move |request: http::Request<hyper::body::Incoming>| {
         let proxy = proxy.clone();
-        let ambiguous = verdict.next_is_ambiguous();
+        let fault = verdict.next_fault();
         async move {
-            if ambiguous {
+            if let Some(fault) = fault {
                 let id = crate::proxy::forward::request_id(request.headers());
-                let mut response = ProxyError::AmbiguousFraming.into_response(
-                    None,
-                    None,
-                    id.to_str().unwrap_or(""),
-                );
+                let mut response =
+                    ProxyError::from(fault).into_response(None, None, id.to_str().unwrap_or(""));
                 response.headers_mut().insert(
                     http::header::CONNECTION,
                     http::HeaderValue::from_static("close"),
                 );
                 return Ok(response);
+            }
+            if let Err(error) = head::check_authority(request.uri(), request.headers()) {
+                let id = crate::proxy::forward::request_id(request.headers());
+                return Ok(error.into_response(None, None, id.to_str().unwrap_or("")));
             }
             proxy::handle(proxy, conn, request).await
         }

@@ -49,6 +49,9 @@ pub enum BodyFault {
     Stalled,
     /// More bytes than the limit.
     TooLarge,
+    /// The client's body stream failed: bad chunked framing, an h2 `content-length` that
+    /// disagrees with the DATA frames, or a body cut off by a reset or a closed connection.
+    Malformed,
 }
 
 /// Shared slot where a [`GuardedBody`] records its fault.
@@ -68,9 +71,34 @@ impl FaultSlot {
     }
 }
 
+/// The error a [`GuardedBody`] ends with; its source, if any, is the client body's own error.
 #[derive(Debug, thiserror::Error)]
-#[error("request body {0:?}")]
-struct BodyFaultError(BodyFault);
+#[error("request body {fault:?}")]
+struct BodyFaultError {
+    fault: BodyFault,
+    #[source]
+    source: Option<BoxError>,
+}
+
+impl BodyFaultError {
+    fn boxed(fault: BodyFault, source: Option<BoxError>) -> BoxError {
+        Box::new(BodyFaultError { fault, source })
+    }
+}
+
+/// The client-side fault behind an upstream call that failed because the request body it was
+/// streaming failed (hyper reports that as an error of the upstream call). `None` when the
+/// failure has nothing to do with the client's body.
+pub fn client_body_fault(error: &(dyn std::error::Error + 'static)) -> Option<BodyFault> {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if let Some(fault) = error.downcast_ref::<BodyFaultError>() {
+            return Some(fault.fault);
+        }
+        next = error.source();
+    }
+    None
+}
 
 pin_project_lite::pin_project! {
     /// A streaming request body with a stall timeout (time between frames) and an optional
@@ -120,21 +148,29 @@ where
                     *this.seen += data.len() as u64;
                     if this.limit.is_some_and(|limit| *this.seen > limit) {
                         this.fault.set(BodyFault::TooLarge);
-                        return Poll::Ready(Some(Err(Box::new(BodyFaultError(
+                        return Poll::Ready(Some(Err(BodyFaultError::boxed(
                             BodyFault::TooLarge,
-                        )))));
+                            None,
+                        ))));
                     }
                 }
                 let deadline = Instant::now() + *this.timeout;
                 this.stall.as_mut().reset(deadline);
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(error.into()))),
+            Poll::Ready(Some(Err(error))) => {
+                // Whatever broke the client's body is the client's doing, never the upstream's.
+                this.fault.set(BodyFault::Malformed);
+                Poll::Ready(Some(Err(BodyFaultError::boxed(
+                    BodyFault::Malformed,
+                    Some(error.into()),
+                ))))
+            }
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
                 if this.stall.poll(cx).is_ready() {
                     this.fault.set(BodyFault::Stalled);
-                    return Poll::Ready(Some(Err(Box::new(BodyFaultError(BodyFault::Stalled)))));
+                    return Poll::Ready(Some(Err(BodyFaultError::boxed(BodyFault::Stalled, None))));
                 }
                 Poll::Pending
             }
@@ -354,8 +390,28 @@ mod tests {
             Some(4),
             fault.clone(),
         );
-        assert!(body.collect().await.is_err());
+        let error = body.collect().await.unwrap_err();
         assert_eq!(fault.get(), Some(BodyFault::TooLarge));
+        assert_eq!(client_body_fault(&*error), Some(BodyFault::TooLarge));
+    }
+
+    #[tokio::test]
+    async fn guarded_body_records_a_broken_client_body() {
+        let fault = FaultSlot::default();
+        let broken = http_body_util::StreamBody::new(futures_util::stream::iter([
+            Ok(Frame::data(Bytes::from_static(b"abc"))),
+            Err::<Frame<Bytes>, BoxError>("invalid chunk size".into()),
+        ]));
+        let body = GuardedBody::new(broken, Duration::from_secs(5), None, fault.clone());
+        let error = body.collect().await.unwrap_err();
+        assert_eq!(fault.get(), Some(BodyFault::Malformed));
+        // Wrapped the way an HTTP client reports a failed request body, it is still found.
+        #[derive(Debug, thiserror::Error)]
+        #[error("client error (SendRequest)")]
+        struct Outer(#[source] BoxError);
+        let outer = Outer(error);
+        assert_eq!(client_body_fault(&outer), Some(BodyFault::Malformed));
+        assert_eq!(client_body_fault(&Outer("refused".into())), None);
     }
 
     #[tokio::test(start_paused = true)]

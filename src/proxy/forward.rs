@@ -30,10 +30,18 @@ pub const SHADOW_HEADER: &str = "x-switchyard-shadow";
 /// The request id header.
 pub const REQUEST_ID: &str = "x-request-id";
 
-/// Is this an HTTP/1.1 upgrade request (WebSocket and friends)?
+/// Is this an HTTP/1.1 upgrade request (WebSocket and friends)? An upgrade to `h2c` is not:
+/// it changes the protocol of this one hop, and tunnelled to an origin it would open a raw h2
+/// channel past the gateway's rules ("h2c smuggling"); it is forwarded as a plain request with
+/// its `Upgrade` header stripped.
 pub fn is_upgrade(version: Version, headers: &HeaderMap) -> bool {
     version == Version::HTTP_11
-        && headers.contains_key(header::UPGRADE)
+        && headers.get(header::UPGRADE).is_some_and(|v| {
+            !v.to_str().is_ok_and(|v| {
+                v.split(',')
+                    .any(|p| p.trim().to_ascii_lowercase().starts_with("h2c"))
+            })
+        })
         && headers
             .get_all(header::CONNECTION)
             .iter()

@@ -153,7 +153,11 @@ impl Pool {
                 self.record_connect_failure(origin);
                 Err(ProxyError::UpstreamConnect(error_chain(&error)))
             }
-            Ok(Err(error)) => Err(ProxyError::UpstreamProtocol(error_chain(&error))),
+            Ok(Err(error)) => match crate::proxy::body::client_body_fault(&error) {
+                // The client's body failed mid-stream: not the origin's fault, no health change.
+                Some(fault) => Err(ProxyError::from(fault)),
+                None => Err(ProxyError::UpstreamProtocol(error_chain(&error))),
+            },
         }
     }
 
