@@ -15,6 +15,8 @@ pub mod client;
 pub mod config;
 pub mod demo;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod live;
 pub mod proxy;
 pub mod rules;
