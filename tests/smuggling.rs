@@ -670,3 +670,335 @@ async fn a_bad_chunk_after_the_head_was_forwarded_is_still_the_clients_400() {
     assert_eq!(get(&gw.url("/other"), &[]).await.status, 200);
     gw.shutdown().await;
 }
+
+// === HTTP/2 → HTTP/1 downgrade ===
+
+/// What must become of an h2c case.
+#[derive(Debug, Clone, Copy)]
+enum H2Answer {
+    /// The stream is reset with PROTOCOL_ERROR (a malformed request, RFC 9113 §8.1.1); the
+    /// connection keeps serving other streams.
+    Reset,
+    /// A 400 from the gateway; the connection keeps serving other streams.
+    Status400,
+    /// The header block cannot be decoded into valid fields (CR, LF or NUL in a value, an
+    /// upper-case name): the HPACK state is suspect, so the connection ends with GOAWAY
+    /// PROTOCOL_ERROR or COMPRESSION_ERROR. A new connection is served.
+    ConnectionError,
+    /// Forwarded once, over HTTP/1.1, with this body, framed once.
+    Forwarded(&'static [u8]),
+}
+
+/// An h2c case: extra header fields, DATA frames (the last one ends the stream; none: the
+/// HEADERS frame does), and its answer.
+struct H2Case {
+    name: &'static str,
+    fields: &'static [(&'static [u8], &'static [u8])],
+    data: &'static [&'static [u8]],
+    answer: H2Answer,
+}
+
+fn h2_cases() -> Vec<H2Case> {
+    use H2Answer::*;
+    let c = |name, fields, data, answer| H2Case {
+        name,
+        fields,
+        data,
+        answer,
+    };
+    vec![
+        c(
+            "content-length above the DATA",
+            &[(b"content-length", b"10")],
+            &[b"hello"],
+            Reset,
+        ),
+        c(
+            "content-length below the DATA",
+            &[(b"content-length", b"3")],
+            &[b"hello"],
+            Reset,
+        ),
+        c(
+            "content-length twice",
+            &[(b"content-length", b"5"), (b"content-length", b"6")],
+            &[b"hello"],
+            Reset,
+        ),
+        c(
+            "content-length not a number",
+            &[(b"content-length", b"+5")],
+            &[b"hello"],
+            Reset,
+        ),
+        c(
+            "connection header",
+            &[(b"connection", b"keep-alive")],
+            &[b"hello"],
+            Reset,
+        ),
+        c(
+            "transfer-encoding header",
+            &[(b"transfer-encoding", b"chunked")],
+            &[b"0\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n"],
+            Reset,
+        ),
+        c(
+            "keep-alive header",
+            &[(b"keep-alive", b"timeout=5")],
+            &[b"hello"],
+            Reset,
+        ),
+        c(
+            "proxy-connection header",
+            &[(b"proxy-connection", b"keep-alive")],
+            &[b"hello"],
+            Reset,
+        ),
+        c(
+            "upgrade header",
+            &[(b"upgrade", b"h2c")],
+            &[b"hello"],
+            Reset,
+        ),
+        c(
+            "te other than trailers",
+            &[(b"te", b"gzip")],
+            &[b"hello"],
+            Reset,
+        ),
+        c(
+            "CR LF in a value",
+            &[(b"x-a", b"a\r\nTransfer-Encoding: chunked")],
+            &[b"hello"],
+            ConnectionError,
+        ),
+        c(
+            "LF in a value",
+            &[(b"x-a", b"a\nContent-Length: 40")],
+            &[b"hello"],
+            ConnectionError,
+        ),
+        c(
+            "NUL in a value",
+            &[(b"x-a", b"a\0b")],
+            &[b"hello"],
+            ConnectionError,
+        ),
+        c(
+            "upper-case name",
+            &[(b"Content-Length", b"5")],
+            &[b"hello"],
+            ConnectionError,
+        ),
+        c(
+            "host other than :authority",
+            &[(b"host", b"evil.example")],
+            &[b"hello"],
+            Status400,
+        ),
+        c(
+            "content-length matching, one frame",
+            &[(b"content-length", b"5")],
+            &[b"hello"],
+            Forwarded(b"hello"),
+        ),
+        c(
+            "content-length matching, split DATA",
+            &[(b"content-length", b"11")],
+            &[b"hello", b" ", b"world"],
+            Forwarded(b"hello world"),
+        ),
+        c(
+            "no content-length",
+            &[],
+            &[b"hello", b" world"],
+            Forwarded(b"hello world"),
+        ),
+        c(
+            "te: trailers",
+            &[(b"te", b"trailers")],
+            &[b"hello"],
+            Forwarded(b"hello"),
+        ),
+        c(
+            "body that looks like a request",
+            &[],
+            &[b"GET /smuggled HTTP/1.1\r\nHost: gw.test\r\n\r\n"],
+            Forwarded(b"GET /smuggled HTTP/1.1\r\nHost: gw.test\r\n\r\n"),
+        ),
+    ]
+}
+
+/// A follow-up stream on `h2` gets its own answer.
+async fn h2_follow_up(h2: &mut support::h2wire::H2, id: u32, label: &str) {
+    use support::h2wire::Outcome;
+    assert!(
+        h2.request(id, "GET", "/follow-up", &[], true).await,
+        "{label}: write failed"
+    );
+    match h2.outcome(id, WAIT).await {
+        Outcome::Response(200, body) => {
+            let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(doc["path"], "/follow-up", "{label}: desynchronised");
+        }
+        other => panic!("{label}: follow-up got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn h2_downgrade_corpus() {
+    use support::h2wire::{COMPRESSION_ERROR, H2, Outcome, PROTOCOL_ERROR};
+    let upstream = Recorder::start().await;
+    let gw = gateway(&upstream).await;
+    let mut failures = Vec::new();
+    for path in ["/other", "/api/cards/1"] {
+        // Every case and its follow-up are streams on one connection, so a case that
+        // desynchronised it would break the cases after it; a connection error opens a new one.
+        let mut h2 = H2::connect(gw.http).await;
+        let mut id = 1;
+        for case in h2_cases() {
+            let label = format!("h2 {} on {path}", case.name);
+            let errors_before = upstream_errors(&gw);
+            let seen_before = upstream.requests().len();
+            let mut fields: Vec<(&[u8], &[u8])> = vec![(b"x-tenant-id", b"acme")];
+            fields.extend_from_slice(case.fields);
+            h2.request(id, "POST", path, &fields, case.data.is_empty())
+                .await;
+            for (i, chunk) in case.data.iter().enumerate() {
+                h2.data(id, chunk, i + 1 == case.data.len()).await;
+            }
+            let outcome = h2.outcome(id, WAIT).await;
+            let new: Vec<Recorded> = upstream.requests()[seen_before..].to_vec();
+            let mut problems = Vec::new();
+            match case.answer {
+                H2Answer::Forwarded(body) => {
+                    if !matches!(outcome, Outcome::Response(200, _)) {
+                        problems.push(format!("answered {outcome:?}"));
+                    }
+                    match new.as_slice() {
+                        [r] => {
+                            if r.version != http::Version::HTTP_11 || r.body.as_deref() != Ok(body)
+                            {
+                                problems.push(format!("forwarded as {r:?}"));
+                            }
+                            let framings = r.header_count("content-length")
+                                + r.header_count("transfer-encoding");
+                            let hop = ["connection", "keep-alive", "upgrade", "proxy-connection"]
+                                .iter()
+                                .any(|n| r.header(n).is_some());
+                            if framings != 1
+                                || hop
+                                || r.header("te").is_some_and(|v| v != "trailers")
+                            {
+                                problems.push(format!("not canonical: {r:?}"));
+                            }
+                        }
+                        _ => problems.push(format!("the upstream saw {new:#?}")),
+                    }
+                }
+                refused => {
+                    let expected = match refused {
+                        H2Answer::Reset => matches!(outcome, Outcome::Reset(PROTOCOL_ERROR)),
+                        H2Answer::Status400 => matches!(outcome, Outcome::Response(400, _)),
+                        _ => matches!(outcome, Outcome::GoAway(PROTOCOL_ERROR | COMPRESSION_ERROR)),
+                    };
+                    if !expected {
+                        problems.push(format!("expected {refused:?}, got {outcome:?}"));
+                    }
+                    if let Outcome::Response(_, body) = &outcome {
+                        let text = String::from_utf8_lossy(body);
+                        if INTERNALS.iter().any(|w| text.contains(w)) {
+                            problems.push(format!("internals in {text}"));
+                        }
+                    }
+                    if !new.is_empty() {
+                        problems.push(format!("forwarded {new:#?}"));
+                    }
+                }
+            }
+            if upstream_errors(&gw) != errors_before {
+                problems.push("counted against the upstream".into());
+            }
+            if !problems.is_empty() {
+                failures.push(format!("{label}: {}", problems.join("; ")));
+            }
+            if matches!(outcome, Outcome::GoAway(_) | Outcome::Closed) {
+                // The connection is gone, not desynchronised: the next case gets a new one.
+                h2 = H2::connect(gw.http).await;
+                id = 1;
+            } else {
+                id += 2;
+            }
+            // The connection serves on: a follow-up stream gets its own answer.
+            h2_follow_up(&mut h2, id, &label).await;
+            id += 2;
+        }
+    }
+    assert!(
+        upstream
+            .requests()
+            .iter()
+            .all(|r| !r.target.contains("smuggled")),
+        "a smuggled request reached the upstream"
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    eprintln!("{} h2 cases × 2 routes hold", h2_cases().len());
+    gw.shutdown().await;
+}
+
+/// The h2 form of the bug above: a `content-length` that the DATA frames contradict only once
+/// the head was forwarded. The stream is refused, nothing is counted against the upstream,
+/// the upstream never gets a complete request, and the connection serves on.
+#[tokio::test]
+async fn an_h2_length_mismatch_after_the_head_was_forwarded_is_still_the_clients() {
+    use support::h2wire::{H2, Outcome, PROTOCOL_ERROR};
+    let upstream = Recorder::start().await;
+    let gw = gateway(&upstream).await;
+    let mut h2 = H2::connect(gw.http).await;
+    let mut id = 1;
+    for path in ["/other", "/api/cards/1"] {
+        let errors_before = upstream_errors(&gw);
+        let hits_before = upstream.hits();
+        let fields: [(&[u8], &[u8]); 2] = [(b"x-tenant-id", b"acme"), (b"content-length", b"10")];
+        assert!(h2.request(id, "POST", path, &fields, false).await);
+        assert!(h2.data(id, b"hello", false).await);
+        if path == "/other" {
+            // Streamed: wait until the upstream has the head before the stream goes wrong.
+            let deadline = tokio::time::Instant::now() + WAIT;
+            while upstream.hits() == hits_before && tokio::time::Instant::now() < deadline {
+                tokio::task::yield_now().await;
+            }
+            assert!(
+                upstream.hits() > hits_before,
+                "{path}: the head was not forwarded"
+            );
+        }
+        assert!(h2.data(id, b"", true).await);
+        let outcome = h2.outcome(id, WAIT).await;
+        match &outcome {
+            Outcome::Reset(PROTOCOL_ERROR) => {}
+            Outcome::Response(400, body) => {
+                let text = String::from_utf8_lossy(body);
+                assert!(
+                    !INTERNALS.iter().any(|w| text.contains(w)),
+                    "{path}: {text}"
+                );
+            }
+            other => panic!("{path}: {other:?}"),
+        }
+        assert_eq!(upstream_errors(&gw), errors_before, "{path}: counted");
+        assert!(
+            upstream
+                .requests()
+                .iter()
+                .all(|r| r.target != path || r.body.is_err()),
+            "{path}: the upstream got a complete request: {:?}",
+            upstream.requests()
+        );
+        id += 2;
+        h2_follow_up(&mut h2, id, path).await;
+        id += 2;
+    }
+    gw.shutdown().await;
+}
