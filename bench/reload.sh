@@ -15,7 +15,8 @@
 #    generation).
 #
 # Each rule set has ROUTES routes (default 50) so a reload compiles something real.
-# Knobs: LAT_REPS=20, RSS_RELOADS=1000, ROUTES=50, RSS_TRIGGER=file|hup, KEEP=1, NO_BUILD=1.
+# Knobs: LAT_REPS=20, RSS_RELOADS=1000, ROUTES=50, RSS_TRIGGER=file|hup, KEEP=1, NO_BUILD=1,
+# SWITCHYARD_BIN + BACKEND_BIN (measure given binaries).
 set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -31,12 +32,7 @@ RSS_TRIGGER=${RSS_TRIGGER:-file}
 WAIT_SECS=${WAIT_SECS:-10}
 
 ensure_packages curl
-if [ "${NO_BUILD:-0}" = 1 ]; then
-    T=${CARGO_TARGET_DIR:-$REPO/target}
-    SWITCHYARD_BIN=$T/release/switchyard BACKEND_BIN=$T/release/examples/backend
-else
-    build_release "$REPO"
-fi
+release_binaries "$REPO"
 
 start_work reload
 

@@ -4,7 +4,8 @@
 # (off, on, off, on, …), medians of p50/p99 and their ratio; plus the peak RSS of the shadowing
 # gateway while its shadow queue overflows (closed-loop load far above what a 500 ms upstream
 # with 64 shadow requests in flight can absorb: the bounded queue must skip, not grow).
-# Loopback only; every run bounded in time. Usage: bench/shadow.sh  (DURATION=8 REPS=3 CONNS=16)
+# Loopback only; every run bounded in time. Usage: bench/shadow.sh  (DURATION=8 REPS=3 CONNS=16;
+# SWITCHYARD_BIN + BACKEND_BIN or NO_BUILD=1 as in bench/lib.sh release_binaries)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
@@ -13,7 +14,7 @@ DURATION=${DURATION:-8}
 REPS=${REPS:-3}
 CONNS=${CONNS:-16}
 ensure_packages wrk curl
-build_release "$(pwd)"
+release_binaries "$(pwd)"
 start_work shadow
 
 FAST=$(free_port); SLOW=$(free_port)

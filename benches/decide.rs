@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::hint::black_box;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderValue, Method, Uri};
@@ -49,13 +49,13 @@ impl Request {
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let path = generate::write_big_config(dir.path(), 10_000, 2_000);
-    let started = Instant::now();
+    let started = switchyard::clock::Clock::system().instant();
     let rules: RuleSet = switchyard::config::load_file(&path).unwrap();
     eprintln!(
         "loaded 10000 tenants x 2000 routes in {} ms",
         started.elapsed().as_millis()
     );
-    let now = SystemTime::now();
+    let now = switchyard::clock::Clock::system().now();
     let exp = now
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)

@@ -9,9 +9,9 @@ use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
-use switchyard::shadow::compare::{Captured, CompareConfig, CompareRules, diff, diff_json};
+use switchyard::compare::{Captured, CompareConfig, CompareRules, diff, diff_json};
 
-#[path = "../src/shadow/compare/tests/orders.rs"]
+#[path = "../src/compare/tests/orders.rs"]
 mod orders;
 
 fn documents() -> (Value, Value) {

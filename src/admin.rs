@@ -12,11 +12,17 @@
 //! [`shadow`], [`sample`] and [`whatif`]; `GET /` is the dashboard ([`dashboard`]), a static
 //! page served without a token that holds no data and reads everything from this API.
 //!
+//! Every call but the shadow reads answers with a type of [`crate::api`], the contract it shares
+//! with the admin client; `contract_tests` holds the router's answers to those types.
+//!
 //! Writes (`rollout`, `reload`, `rollback`) are serialised, go through the same
 //! validate-then-swap pipeline as a hand edit of the config file (which they rewrite,
 //! keeping its comments), and are recorded in the audit log of the store before they answer.
 //! When the store could not be opened at start, writes answer 503: an unaudited change is
-//! not made. Reads and traffic are unaffected.
+//! not made. Reads and traffic are unaffected. With the rules in PostgreSQL, writes also
+//! answer 503 while that database cannot be reached, and each write first brings this replica
+//! up to the newest revision, so it is computed from it ([`fleet`]: `GET /admin/fleet`,
+//! `GET|POST /admin/config`).
 //!
 //! ```text
 //! curl -H "authorization: Bearer $TOKEN" http://127.0.0.1:9901/admin/status
@@ -26,8 +32,13 @@
 
 mod api;
 mod auth;
+#[cfg(test)]
+mod contract_tests;
 mod dashboard;
 mod error;
+mod fleet;
+
+use fleet::Write;
 mod rollout;
 mod sample;
 mod shadow;
@@ -46,18 +57,28 @@ use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::proxy::Proxy;
+use crate::clock::Clock;
+use crate::fleet::Fleet;
+use crate::live::Live;
 use crate::store::{AuditEntry, Store};
+use crate::telemetry::Metrics;
+use crate::traffic::Traffic;
 
 pub use auth::{Caller, Role};
 pub use error::ApiError;
 pub use sample::{Row, curl_line, pretty_body, side_by_side};
 pub use shadow::{DEFAULT_TARGET_PARITY, MIN_SAMPLES, policy};
 
-/// Shared state of the admin API.
+/// What the admin API works with: the live rules, the store, recent traffic, metrics.
 pub struct AdminState {
-    /// The request path's shared state: live rules, traffic, store, metrics.
-    pub proxy: Arc<Proxy>,
+    pub live: Arc<Live>,
+    /// `None` when the store could not be opened at start: writes are then refused (503).
+    pub store: Option<Store>,
+    pub traffic: Arc<Traffic>,
+    pub metrics: Arc<Metrics>,
+    pub clock: Clock,
+    /// This replica in the fleet (its identity; the shared document's state).
+    pub fleet: Arc<Fleet>,
     /// Serialises admin writes: each edit is computed from the generation in force.
     writes: tokio::sync::Mutex<()>,
 }
@@ -65,23 +86,37 @@ pub struct AdminState {
 // === impl AdminState ===
 
 impl AdminState {
-    /// Admin state over the gateway's shared state.
-    pub fn new(proxy: Arc<Proxy>) -> Arc<AdminState> {
+    /// The admin API's state.
+    pub fn new(
+        live: Arc<Live>,
+        store: Option<Store>,
+        traffic: Arc<Traffic>,
+        metrics: Arc<Metrics>,
+        clock: Clock,
+        fleet: Arc<Fleet>,
+    ) -> Arc<AdminState> {
         Arc::new(AdminState {
-            proxy,
+            live,
+            store,
+            traffic,
+            metrics,
+            clock,
+            fleet,
             writes: tokio::sync::Mutex::new(()),
         })
     }
 
     /// The store, or 503: every write must be audited.
     fn store(&self) -> Result<&Store, ApiError> {
-        self.proxy.store.as_ref().ok_or(ApiError::StoreUnavailable)
+        self.store.as_ref().ok_or(ApiError::StoreUnavailable)
     }
 
     /// Append an audit entry; the caller has made its change already, so a failure here says
     /// so instead of hiding it (and the entry goes to the log, the last place it can be kept).
-    async fn audit(&self, entry: AuditEntry) -> Result<i64, ApiError> {
+    async fn audit(&self, mut entry: AuditEntry) -> Result<i64, ApiError> {
         let store = self.store()?;
+        entry.at_ms = self.clock.now_ms();
+        entry.replica = Some(self.fleet.replica().to_owned());
         match store.append_audit(&entry).await {
             Ok(id) => Ok(id),
             Err(error) => {
@@ -97,8 +132,7 @@ impl AdminState {
 }
 
 /// The admin router (also usable without a socket, e.g. with `tower::ServiceExt::oneshot`).
-pub fn router(proxy: Arc<Proxy>) -> Router {
-    let state = AdminState::new(proxy);
+pub fn router(state: Arc<AdminState>) -> Router {
     let api = Router::new()
         .route("/admin/status", get(api::status))
         .route("/admin/routes", get(api::routes))
@@ -107,6 +141,8 @@ pub fn router(proxy: Arc<Proxy>) -> Router {
         .route("/admin/rollout", post(rollout::rollout))
         .route("/admin/reload", post(api::reload))
         .route("/admin/rollback", post(api::rollback))
+        .route("/admin/fleet", get(fleet::fleet))
+        .route("/admin/config", get(fleet::pull).post(fleet::push))
         .route("/admin/shadow/report", get(shadow::report))
         .route("/admin/shadow/timeline", get(shadow::timeline))
         .route("/admin/shadow/samples/{id}", get(sample::sample))
@@ -125,8 +161,12 @@ pub fn router(proxy: Arc<Proxy>) -> Router {
 }
 
 /// Serve the admin API on `listener` until shutdown.
-pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, mut shutdown: watch::Receiver<bool>) {
-    let result = axum::serve(listener, router(proxy))
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AdminState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let result = axum::serve(listener, router(state))
         .with_graceful_shutdown(async move {
             let _ = shutdown.changed().await;
         })
@@ -142,7 +182,7 @@ async fn metrics(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.proxy.metrics.render(),
+        state.metrics.render(),
     )
 }
 
@@ -158,7 +198,7 @@ impl<T: DeserializeOwned> FromRequest<Arc<AdminState>> for AdminJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &Arc<AdminState>) -> Result<Self, ApiError> {
-        let limit = state.proxy.live.load().rules.admin.max_body;
+        let limit = state.live.load().rules.admin.max_body;
         let declared = request
             .headers()
             .get(header::CONTENT_LENGTH)

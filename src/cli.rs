@@ -1,16 +1,26 @@
 //! The command line: `run`, `check`, `explain`, `demo`, `override-token`, and the admin
 //! client commands that talk to a running gateway (`status`, `rollout`, `reload`, `history`,
-//! `rollback`, `audit`, `report`; see [`crate::client`]).
+//! `rollback`, `audit`, `report`; see [`crate::client`]), and `config schema`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::error::{ContextKind, ContextValue};
 use clap::{Parser, Subcommand};
 
+use crate::client::fleet::{PullArgs, PushArgs};
 use crate::client::{self, AdminArgs, AuditArgs, Call, ReportArgs, RolloutArgs};
+use std::sync::Arc;
+
+use crate::clock::Clock;
 use crate::config;
+use crate::config::source::{PgSource, Source, SourceError, SourceOptions};
+use crate::gateway::{Gateway, Options};
+use crate::live::Live;
 use crate::rules::{self, RequestView, Side};
-use crate::server::{Gateway, Options};
+use crate::snapshot;
+use crate::telemetry::Metrics;
+use crate::term::{fail, runtime, wait_for_signal};
 
 /// Switchyard: route each tenant's traffic between a legacy monolith and new services.
 #[derive(Debug, Parser)]
@@ -22,15 +32,30 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve traffic with the rules in FILE (hot-reloaded on change and on SIGHUP).
+    /// Serve traffic with the rules in FILE (hot-reloaded on change and on SIGHUP), or in a
+    /// PostgreSQL document shared by a fleet (`postgres://…/db?document=NAME`).
     Run {
-        #[arg(long, short)]
-        config: PathBuf,
+        /// A config file (or `file://` URL), or `postgres://…?document=NAME[&poll=5s]`.
+        #[arg(long, short, env = "SWITCHYARD_CONFIG", hide_env_values = true)]
+        config: String,
+        #[command(flatten)]
+        replica: ReplicaArgs,
     },
-    /// Validate FILE: exit 0, or print `file:line:col: message` for every error and exit 1.
+    /// Validate FILE (or the newest revision of a PostgreSQL document): exit 0, or print
+    /// `file:line:col: message` (`revision N:line:col: message`) for every error and exit 1.
     Check {
-        #[arg(long, short)]
-        config: PathBuf,
+        #[arg(long, short, env = "SWITCHYARD_CONFIG", hide_env_values = true)]
+        config: String,
+    },
+    /// The rule document: `config push FILE`, `config pull`, `config schema`.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Every replica sharing the rule document: the revision it serves and its lag.
+    Fleet {
+        #[command(flatten)]
+        admin: AdminArgs,
     },
     /// Print the decision for one request as JSON, without any network.
     Explain {
@@ -64,7 +89,7 @@ pub enum Command {
         config: PathBuf,
         /// The side the token forces: legacy or new.
         #[arg(long)]
-        side: String,
+        side: Side,
         /// How long the token is valid, e.g. 1h, 15m.
         #[arg(long, default_value = "1h")]
         ttl: String,
@@ -120,11 +145,39 @@ pub enum Command {
     },
 }
 
+/// `switchyard config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the JSON Schema of the config file, for editors (see docs/config.md).
+    Schema,
+    /// Validate FILE with the same build as a reload and make it the newest revision
+    /// (compare-and-set); prints the new revision.
+    Push(PushArgs),
+    /// Print the document's current text.
+    Pull(PullArgs),
+}
+
+/// Who this replica is, and where it keeps the last good rules of a shared document.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReplicaArgs {
+    /// This replica's name in status, audit, revisions and `switchyard fleet` (default: the
+    /// host name).
+    #[arg(long, env = "SWITCHYARD_REPLICA_ID")]
+    pub replica_id: Option<String>,
+    /// Where the last good revision of a PostgreSQL document is cached, so a restart while
+    /// the database is down still serves the last rules.
+    #[arg(long, env = "SWITCHYARD_CACHE_DIR", default_value = ".")]
+    pub cache_dir: PathBuf,
+}
+
 /// Run the command line; the returned code is the process's exit status.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(error),
+    };
     match cli.command {
-        Command::Run { config } => run(config),
+        Command::Run { config, replica } => run(&config, &replica),
         Command::Check { config } => check(&config),
         Command::Explain {
             config,
@@ -138,7 +191,7 @@ pub fn main() -> ExitCode {
             duration,
             quiet,
         } => crate::demo::main(config, duration, quiet),
-        Command::OverrideToken { config, side, ttl } => override_token(&config, &side, &ttl),
+        Command::OverrideToken { config, side, ttl } => override_token(&config, side, &ttl),
         Command::Status { admin } => client::main(&admin, Call::Status),
         Command::Rollout { rollout, admin } => client::main(&admin, Call::Rollout(rollout)),
         Command::Reload { reason, admin } => client::main(&admin, Call::Reload { reason }),
@@ -150,39 +203,85 @@ pub fn main() -> ExitCode {
         } => client::main(&admin, Call::Rollback { generation, reason }),
         Command::Audit { filter, admin } => client::main(&admin, Call::Audit(filter)),
         Command::Report { report, admin } => client::main(&admin, Call::Report(report)),
+        Command::Config { command } => match command {
+            ConfigCommand::Schema => {
+                print!("{}", config::schema::json_schema_text());
+                ExitCode::SUCCESS
+            }
+            ConfigCommand::Push(args) => client::fleet::push(&args),
+            ConfigCommand::Pull(args) => client::fleet::pull(&args),
+        },
+        Command::Fleet { admin } => client::fleet::fleet(&admin),
     }
 }
 
-/// Print an error line and return exit status 1.
-pub fn fail(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("switchyard: {message}");
-    ExitCode::FAILURE
-}
-
-/// Build the multi-threaded runtime with `workers` threads (default: the machine's cores).
-pub fn runtime(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = workers {
-        builder.worker_threads(n.max(1));
+/// A side or state flag naming neither is one line, like every other failure of a command
+/// (`--side must be legacy or new, not up`); anything else is clap's own usage message.
+fn usage_error(error: clap::Error) -> ExitCode {
+    let unknown =
+        std::error::Error::source(&error).and_then(|e| e.downcast_ref::<rules::UnknownName>());
+    let flag = match error.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => arg.split_whitespace().next(),
+        _ => None,
+    };
+    match (unknown, flag) {
+        (Some(unknown), Some(flag)) => fail(format!("{flag} {unknown}")),
+        _ => error.exit(),
     }
-    builder.enable_all().build()
 }
 
-fn run(config: PathBuf) -> ExitCode {
+fn run(config: &str, replica: &ReplicaArgs) -> ExitCode {
     crate::telemetry::init_logging();
-    let workers = match config::load_file(&config) {
-        Ok(rules) => rules.listen.workers,
-        Err(errors) => {
-            eprintln!("{errors}");
+    let replica_id = replica
+        .replica_id
+        .clone()
+        .unwrap_or_else(crate::fleet::default_replica_id);
+    let options = SourceOptions {
+        replica: replica_id.clone(),
+        cache_dir: Some(replica.cache_dir.clone()),
+    };
+    let source = match Source::open(config, &options) {
+        Ok(source) => source,
+        Err(error) => return fail(error),
+    };
+    // The rules are read and built once, on a small runtime of their own: they say how many
+    // worker threads the gateway's runtime gets.
+    let boot = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(error) => return fail(format!("cannot start the runtime: {error}")),
+    };
+    let metrics = Arc::new(Metrics::new());
+    let clock = Clock::system();
+    let first = boot.block_on(async {
+        let first = Live::first_load(&source, &metrics, &clock).await;
+        // Its connections belong to this runtime: the serving runtime opens its own.
+        if let Some(pg) = source.postgres() {
+            pg.close().await;
+        }
+        first
+    });
+    let first = match first {
+        Ok(first) => first,
+        Err(error) => {
+            eprintln!("{error}");
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match runtime(workers) {
+    drop(boot);
+    let runtime = match runtime(first.candidate.rules.listen.workers) {
         Ok(rt) => rt,
         Err(error) => return fail(format!("cannot start the runtime: {error}")),
     };
     runtime.block_on(async move {
-        let gateway = match Gateway::start(&config, Options { watch: true }).await {
+        let options = Options {
+            watch: true,
+            clock: Some(clock),
+            replica_id: Some(replica_id),
+        };
+        let gateway = match Gateway::start_loaded(source, first, metrics, options).await {
             Ok(gateway) => gateway,
             Err(error) => return fail(error),
         };
@@ -193,37 +292,26 @@ fn run(config: PathBuf) -> ExitCode {
     })
 }
 
-/// Wait for SIGTERM or SIGINT (Ctrl-C).
-pub async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {},
-                    _ = tokio::signal::ctrl_c() => {},
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-fn check(config: &std::path::Path) -> ExitCode {
-    match config::load_file(config) {
-        Ok(rules) => {
+/// Validate exactly what a start or a reload would: the same build, upstream clients and
+/// compare tables included.
+fn check(config: &str) -> ExitCode {
+    let source = match Source::parse(config) {
+        Ok(source) => source,
+        Err(error) => return fail(error),
+    };
+    let (name, checked) = match &source {
+        Source::File(_) => (config.to_owned(), snapshot::check_file(source.path())),
+        Source::Postgres(pg) => match check_document(pg) {
+            Ok((revision, checked)) => (format!("revision {revision}"), checked),
+            Err(error) => return fail(error),
+        },
+    };
+    match checked {
+        Ok(candidate) => {
             println!(
-                "{}: ok ({} routes, {} upstreams)",
-                config.display(),
-                rules.routes.len(),
-                rules.upstreams.len()
+                "{name}: ok ({} routes, {} upstreams)",
+                candidate.rules.routes.len(),
+                candidate.rules.upstreams.len()
             );
             ExitCode::SUCCESS
         }
@@ -232,6 +320,29 @@ fn check(config: &std::path::Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Read the newest revision of a shared document and build it as a replica would.
+fn check_document(
+    pg: &PgSource,
+) -> Result<(u64, Result<snapshot::Candidate, snapshot::BuildError>), SourceError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| SourceError::Io {
+            path: PathBuf::from("runtime"),
+            source: e,
+        })?;
+    let document = runtime.block_on(async {
+        let document = pg.read().await;
+        pg.close().await;
+        document
+    })?;
+    let revision = document.revision.unwrap_or(0);
+    let source = Source::Postgres(pg.clone());
+    let name = source.name_for(document.revision);
+    let checked = snapshot::build(&document.text, &name, None, &Clock::system());
+    Ok((revision, checked))
 }
 
 fn explain(
@@ -283,7 +394,7 @@ fn explain(
         peer: Some(peer),
         sample: 0,
     };
-    let decision = rules.decide(&view, std::time::SystemTime::now());
+    let decision = rules.decide(&view, Clock::system().now());
     let json = rules::explain(&rules, &decision, 1);
     match serde_json::to_string_pretty(&json) {
         Ok(text) => {
@@ -294,7 +405,7 @@ fn explain(
     }
 }
 
-fn override_token(config: &std::path::Path, side: &str, ttl: &str) -> ExitCode {
+fn override_token(config: &std::path::Path, side: Side, ttl: &str) -> ExitCode {
     let rules = match config::load_file(config) {
         Ok(rules) => rules,
         Err(errors) => {
@@ -305,16 +416,11 @@ fn override_token(config: &std::path::Path, side: &str, ttl: &str) -> ExitCode {
     let Some(secret) = rules.admin.override_secret.as_deref() else {
         return fail("[admin] override_secret_file is not set in this config");
     };
-    let side = match side {
-        "new" => Side::New,
-        "legacy" => Side::Legacy,
-        other => return fail(format!("--side must be legacy or new, not {other}")),
-    };
     let ttl = match humantime::parse_duration(ttl) {
         Ok(d) => d,
         Err(error) => return fail(format!("--ttl {ttl}: {error}")),
     };
-    let expires = std::time::SystemTime::now() + ttl;
+    let expires = Clock::system().now() + ttl;
     let expires = expires
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -5,6 +5,9 @@
 //! the API's JSON. Any failure — 401, 403, 409, a refused connection — is ONE line on stderr
 //! and a non-zero exit.
 //!
+//! Requests are built from, and answers read into, the types of [`crate::api`], the same ones
+//! the handlers answer with; `--json` prints the answer exactly as it came.
+//!
 //! ```text
 //! export SWITCHYARD_ADMIN_TOKEN=…
 //! switchyard rollout cards --tenant acme --side new --reason "pilot"
@@ -12,6 +15,7 @@
 //! switchyard audit --route cards --limit 20
 //! ```
 
+pub mod fleet;
 mod format;
 mod report;
 
@@ -26,7 +30,14 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::api::{
+    AuditQuery, ErrorBody, ReloadRequest, RollbackRequest, RolloutRequest, RoutesResponse,
+};
+use crate::rules::{RouteState, Side};
 
 /// Default admin API address (SPEC `[admin] listen`).
 pub const DEFAULT_ADMIN: &str = "http://127.0.0.1:9901";
@@ -57,13 +68,13 @@ pub struct RolloutArgs {
     pub tenant: Option<String>,
     /// legacy or new (with --tenant).
     #[arg(long, requires = "tenant")]
-    pub side: Option<String>,
+    pub side: Option<Side>,
     /// Sticky-bucket percentage, 0–100 (0.01 resolution).
     #[arg(long)]
     pub percent: Option<f64>,
     /// legacy (kill switch), rollout, or new (cut over).
     #[arg(long, conflicts_with = "off")]
-    pub state: Option<String>,
+    pub state: Option<RouteState>,
     /// Everything on legacy now: the same as --state legacy.
     #[arg(long)]
     pub off: bool,
@@ -79,31 +90,22 @@ pub struct RolloutArgs {
 }
 
 impl RolloutArgs {
-    /// The JSON body of `POST /admin/rollout`.
-    pub fn body(&self) -> Value {
-        let state = if self.off {
-            Some("legacy".to_owned())
-        } else {
-            self.state.clone()
-        };
-        let mut body = json!({ "route": self.route });
-        let fields = [
-            ("tenant", self.tenant.as_ref().map(|t| json!(t))),
-            ("side", self.side.as_ref().map(|s| json!(s))),
-            ("percent", self.percent.map(|p| json!(p))),
-            ("state", state.map(|s| json!(s))),
-            (
-                "exclude_add",
-                (!self.exclude.is_empty()).then(|| json!(self.exclude)),
-            ),
-            ("reason", self.reason.as_ref().map(|r| json!(r))),
-        ];
-        for (key, value) in fields {
-            if let Some(value) = value {
-                body[key] = value;
-            }
+    /// The body of `POST /admin/rollout` (the dry run goes in the query string).
+    pub fn request(&self) -> RolloutRequest {
+        RolloutRequest {
+            route: Some(self.route.clone()),
+            tenant: self.tenant.clone(),
+            side: self.side,
+            percent: self.percent,
+            state: if self.off {
+                Some(RouteState::Legacy)
+            } else {
+                self.state
+            },
+            exclude_add: self.exclude.clone(),
+            reason: self.reason.clone(),
+            ..RolloutRequest::default()
         }
-        body
     }
 }
 
@@ -127,6 +129,20 @@ pub struct AuditArgs {
     pub limit: usize,
 }
 
+impl AuditArgs {
+    /// The query string of `GET /admin/audit`.
+    pub fn query(&self) -> AuditQuery {
+        AuditQuery {
+            route: self.route.clone(),
+            token: self.by.clone(),
+            action: self.action.clone(),
+            since: self.since.clone(),
+            limit: Some(self.limit),
+            ..AuditQuery::default()
+        }
+    }
+}
+
 /// One admin client call.
 #[derive(Debug, Clone)]
 pub enum Call {
@@ -143,6 +159,22 @@ pub enum Call {
     Audit(AuditArgs),
     /// The shadow report, or one stored sample (`--sample`).
     Report(ReportArgs),
+}
+
+impl Call {
+    /// The call's path without its query string, for messages.
+    fn name(&self) -> &'static str {
+        match self {
+            Call::Status => "/admin/status",
+            Call::Rollout(_) => "/admin/rollout",
+            Call::Reload { .. } => "/admin/reload",
+            Call::History => "/admin/history",
+            Call::Rollback { .. } => "/admin/rollback",
+            Call::Audit(_) => "/admin/audit",
+            Call::Report(args) if args.sample.is_some() => "/admin/shadow/samples",
+            Call::Report(_) => "/admin/shadow/report",
+        }
+    }
 }
 
 /// Why an admin call failed; `Display` is the one line the CLI prints.
@@ -163,6 +195,13 @@ pub enum ClientError {
     },
     #[error("the admin API answered something that is not JSON: {0}")]
     Decode(String),
+    /// JSON, but not the answer this client knows for the call: another version's gateway.
+    #[error(
+        "the admin API's answer to {path} is not what this client reads ({message}); is the gateway another version?"
+    )]
+    Unexpected { path: String, message: String },
+    #[error("cannot encode the request body: {0}")]
+    Encode(String),
 }
 
 impl ClientError {
@@ -203,7 +242,7 @@ impl AdminClient {
         })
     }
 
-    /// Run one call and return the API's JSON answer.
+    /// Run one call and return the API's JSON answer as it came (`--json` prints it).
     pub async fn call(&self, call: &Call) -> Result<Value, ClientError> {
         match call {
             Call::Status => self.get("/admin/status").await,
@@ -213,31 +252,61 @@ impl AdminClient {
                 } else {
                     "/admin/rollout"
                 };
-                self.post(path, &args.body()).await
+                self.post(path, &args.request()).await
             }
-            Call::Reload { reason } => self.post("/admin/reload", &json!({"reason": reason})).await,
+            Call::Reload { reason } => {
+                let body = ReloadRequest {
+                    reason: reason.clone(),
+                };
+                self.post("/admin/reload", &body).await
+            }
             Call::History => self.get("/admin/history").await,
             Call::Rollback { generation, reason } => {
-                let body = json!({"generation": generation, "reason": reason});
+                let body = RollbackRequest {
+                    generation: *generation,
+                    reason: reason.clone(),
+                };
                 self.post("/admin/rollback", &body).await
             }
             Call::Audit(args) => {
-                let mut q = format!("limit={}", args.limit);
-                let filters = [
-                    ("route", &args.route),
-                    ("token", &args.by),
-                    ("action", &args.action),
-                    ("since", &args.since),
-                ];
-                for (key, value) in filters {
-                    if let Some(value) = value {
-                        q.push_str(&format!("&{key}={}", encode(value)));
-                    }
-                }
-                self.get(&format!("/admin/audit?{q}")).await
+                self.get(&format!("/admin/audit?{}", audit_query(&args.query())))
+                    .await
             }
             Call::Report(args) => self.get(&args.path()).await,
         }
+    }
+
+    /// Run one call and read its answer as the API's type for it: [`StatusResponse`],
+    /// [`RolloutResponse`], [`ReloadResponse`] (reload and rollback), [`HistoryResponse`],
+    /// [`AuditResponse`].
+    ///
+    /// [`StatusResponse`]: crate::api::StatusResponse
+    /// [`RolloutResponse`]: crate::api::RolloutResponse
+    /// [`ReloadResponse`]: crate::api::ReloadResponse
+    /// [`HistoryResponse`]: crate::api::HistoryResponse
+    /// [`AuditResponse`]: crate::api::AuditResponse
+    pub async fn read<T: DeserializeOwned>(&self, call: &Call) -> Result<T, ClientError> {
+        let json = self.call(call).await?;
+        decode(call.name(), json)
+    }
+
+    /// `GET /admin/routes`: every route's rules and recent traffic.
+    pub async fn routes(&self) -> Result<RoutesResponse, ClientError> {
+        let path = "/admin/routes";
+        decode(path, self.get(path).await?)
+    }
+
+    /// The text printed for `call`: its answer, read as its API type, as tables and sentences.
+    pub async fn render(&self, call: &Call) -> Result<String, ClientError> {
+        Ok(match call {
+            // `status` shows the routes too: one look at the whole migration.
+            Call::Status => format::status(&self.read(call).await?, &self.routes().await?),
+            Call::Rollout(_) => format::rollout(&self.read(call).await?),
+            Call::Reload { .. } | Call::Rollback { .. } => format::reload(&self.read(call).await?),
+            Call::History => format::history(&self.read(call).await?),
+            Call::Audit(_) => format::audit(&self.read(call).await?),
+            Call::Report(args) => report::render(args, &self.call(call).await?),
+        })
     }
 
     /// `GET path` (with its query string).
@@ -246,7 +315,8 @@ impl AdminClient {
     }
 
     /// `POST path` with a JSON body.
-    pub async fn post(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
+    pub async fn post(&self, path: &str, body: &impl Serialize) -> Result<Value, ClientError> {
+        let body = serde_json::to_vec(body).map_err(|e| ClientError::Encode(e.to_string()))?;
         self.send(Method::POST, path, Some(body)).await
     }
 
@@ -254,7 +324,7 @@ impl AdminClient {
         &self,
         method: Method,
         path: &str,
-        body: Option<&Value>,
+        body: Option<Vec<u8>>,
     ) -> Result<Value, ClientError> {
         let url = format!("{}{path}", self.base);
         let mut builder = Request::builder().method(method).uri(&url);
@@ -264,7 +334,7 @@ impl AdminClient {
         let bytes = match body {
             Some(body) => {
                 builder = builder.header(header::CONTENT_TYPE, "application/json");
-                Bytes::from(body.to_string())
+                Bytes::from(body)
             }
             None => Bytes::new(),
         };
@@ -293,27 +363,27 @@ impl AdminClient {
         let (status, body) = tokio::time::timeout(CALL_TIMEOUT, exchange)
             .await
             .map_err(|_| ClientError::Timeout(self.base.clone()))??;
-        let json: Option<Value> = serde_json::from_slice(&body).ok();
         if !status.is_success() {
-            return Err(self.status_error(status, json.as_ref(), &body));
+            return Err(self.status_error(status, &body));
         }
-        json.ok_or_else(|| {
+        serde_json::from_slice(&body).map_err(|_| {
             ClientError::Decode(String::from_utf8_lossy(&body).chars().take(200).collect())
         })
     }
 
-    fn status_error(&self, status: StatusCode, json: Option<&Value>, body: &[u8]) -> ClientError {
-        let mut message = json
-            .and_then(|j| j["error"].as_str())
-            .map(str::to_owned)
-            .unwrap_or_else(|| {
-                String::from_utf8_lossy(body)
-                    .trim()
-                    .chars()
-                    .take(200)
-                    .collect()
-            });
-        if let Some(errors) = json.and_then(|j| j["errors"].as_array())
+    fn status_error(&self, status: StatusCode, body: &[u8]) -> ClientError {
+        // Not every failure is the API's own (a 405 from the router, a proxy in between):
+        // then the body's first line or so says what happened.
+        let answer: Option<ErrorBody> = serde_json::from_slice(body).ok();
+        let mut message = match &answer {
+            Some(answer) => answer.error.clone(),
+            None => String::from_utf8_lossy(body)
+                .trim()
+                .chars()
+                .take(200)
+                .collect(),
+        };
+        if let Some(errors) = answer.and_then(|a| a.errors)
             && errors.len() > 1
         {
             message = format!("{message} ({} errors)", errors.len());
@@ -330,6 +400,36 @@ impl AdminClient {
             message,
         }
     }
+}
+
+/// Read `json`, the answer to `call`, as `T`.
+fn decode<T: DeserializeOwned>(call: &str, json: Value) -> Result<T, ClientError> {
+    serde_json::from_value(json).map_err(|e| ClientError::Unexpected {
+        path: call.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// The query string of `GET /admin/audit`, filters in a fixed order.
+fn audit_query(q: &AuditQuery) -> String {
+    let mut pairs = Vec::new();
+    if let Some(limit) = q.limit {
+        pairs.push(format!("limit={limit}"));
+    }
+    let filters = [
+        ("route", &q.route),
+        ("target", &q.target),
+        ("token", &q.token),
+        ("action", &q.action),
+        ("since", &q.since),
+        ("until", &q.until),
+    ];
+    for (key, value) in filters {
+        if let Some(value) = value {
+            pairs.push(format!("{key}={}", encode(value)));
+        }
+    }
+    pairs.join("&")
 }
 
 /// Percent-encode a query value (everything but unreserved characters).
@@ -352,52 +452,48 @@ pub fn main(args: &AdminArgs, call: Call) -> ExitCode {
         .build()
     {
         Ok(rt) => rt,
-        Err(error) => return crate::cli::fail(format!("cannot start the runtime: {error}")),
+        Err(error) => return crate::term::fail(format!("cannot start the runtime: {error}")),
     };
     let result = runtime.block_on(async {
         let client = AdminClient::new(&args.admin, args.token.clone())?;
-        let answer = client.call(&call).await?;
-        // `status` shows the routes too: one look at the whole migration.
-        let routes = match (&call, args.json) {
-            (Call::Status, false) => Some(client.get("/admin/routes").await?),
-            _ => None,
-        };
-        Ok::<_, ClientError>((answer, routes))
+        let json = args.json
+            || matches!(&call, Call::Report(r) if r.format == ReportFormat::Json && r.sample.is_none());
+        if json {
+            let answer = client.call(&call).await?;
+            let text = serde_json::to_string_pretty(&answer).unwrap_or_default();
+            return Ok(format!("{text}\n"));
+        }
+        client.render(&call).await
     });
     match result {
-        Ok((answer, routes)) => {
-            let json = args.json
-                || matches!(&call, Call::Report(r) if r.format == ReportFormat::Json && r.sample.is_none());
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&answer).unwrap_or_default()
-                );
-            } else {
-                print!("{}", format::render(&call, &answer, routes.as_ref()));
-            }
+        Ok(text) => {
+            print!("{text}");
             ExitCode::SUCCESS
         }
-        Err(error) => crate::cli::fail(error),
+        Err(error) => crate::term::fail(error),
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
     fn rollout_flags_become_the_api_body() {
+        let body = |args: &RolloutArgs| serde_json::to_value(args.request()).unwrap();
         let args = RolloutArgs {
             route: "cards".into(),
             tenant: Some("acme".into()),
-            side: Some("new".into()),
+            side: Some(Side::New),
             exclude: vec!["initech".into()],
             reason: Some("pilot".into()),
             ..RolloutArgs::default()
         };
         assert_eq!(
-            args.body(),
+            body(&args),
             json!({"route": "cards", "tenant": "acme", "side": "new",
                    "exclude_add": ["initech"], "reason": "pilot"})
         );
@@ -408,7 +504,7 @@ mod tests {
             ..RolloutArgs::default()
         };
         assert_eq!(
-            off.body(),
+            body(&off),
             json!({"route": "cards", "state": "legacy", "percent": 12.5})
         );
     }

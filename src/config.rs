@@ -23,6 +23,8 @@ use crate::rules::RuleSet;
 mod compile;
 pub mod edit;
 pub(crate) mod file;
+pub mod schema;
+pub mod source;
 pub(crate) mod units;
 
 /// One problem, at a 1-based position of a file.
@@ -67,16 +69,26 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
+impl ConfigErrors {
+    /// One error about a whole file (it cannot be read, say), placed at its start.
+    pub fn single(file: &Path, message: impl Into<String>) -> ConfigErrors {
+        ConfigErrors(vec![ConfigError {
+            file: file.to_path_buf(),
+            line: 1,
+            col: 1,
+            message: message.into(),
+        }])
+    }
+}
+
 /// Reads the config file and every file it names, and compiles them.
 pub fn load_file(path: &Path) -> Result<RuleSet, ConfigErrors> {
     match std::fs::read_to_string(path) {
         Ok(text) => load_str(&text, path),
-        Err(e) => Err(ConfigErrors(vec![ConfigError {
-            file: path.to_path_buf(),
-            line: 1,
-            col: 1,
-            message: format!("cannot read config file: {e}"),
-        }])),
+        Err(e) => Err(ConfigErrors::single(
+            path,
+            format!("cannot read config file: {e}"),
+        )),
     }
 }
 
@@ -131,13 +143,13 @@ impl<'t> Diag<'t> {
     }
 
     /// An error at a span of the main config.
-    pub(crate) fn at(&mut self, span: Range<usize>, message: impl Into<String>) {
+    pub(crate) fn at(&mut self, span: Range<usize>, message: impl fmt::Display) {
         let (line, col) = self.positions.at(span.start);
         self.errors.push(ConfigError {
             file: self.file.clone(),
             line,
             col,
-            message: message.into(),
+            message: message.to_string(),
         });
     }
 
@@ -246,7 +258,8 @@ impl Refs {
 
 // === section-by-section parsing ===
 
-const SECTIONS: &str = "listen, admin, tenant, upstreams, default, tenants, routes, shadow, store";
+const SECTIONS: &str =
+    "listen, admin, tenant, upstreams, default, tenants, routes, shadow, store, telemetry";
 
 fn section<T: DeserializeOwned>(value: Spanned<DeValue<'_>>, diag: &mut Diag<'_>) -> Option<T> {
     T::deserialize(ValueDeserializer::from(value))
@@ -335,6 +348,7 @@ pub(crate) fn parse_sections(text: &str, diag: &mut Diag<'_>) -> Option<file::Ra
             }
             "shadow" => raw.shadow = section(value, diag),
             "store" => raw.store = section(value, diag),
+            "telemetry" => raw.telemetry = section(value, diag),
             other => diag.at(
                 key_span,
                 format!("unknown section `{other}`, expected one of {SECTIONS}"),

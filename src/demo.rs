@@ -21,9 +21,9 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
-use crate::cli::{fail, runtime, wait_for_signal};
 use crate::config;
-use crate::server::{Gateway, Options};
+use crate::gateway::{Gateway, Options};
+use crate::term::{fail, runtime, wait_for_signal};
 
 /// The demo files embedded in the binary.
 const EMBEDDED: [(&str, &str); 3] = [
@@ -85,7 +85,15 @@ pub fn main(config: Option<PathBuf>, duration: Option<u64>, quiet: bool) -> Exit
                 }
             }
         }
-        let gateway = match Gateway::start(&config, Options { watch: true }).await {
+        let gateway = match Gateway::start(
+            &config,
+            Options {
+                watch: true,
+                ..Options::default()
+            },
+        )
+        .await
+        {
             Ok(g) => g,
             Err(error) => return fail(error),
         };
@@ -110,16 +118,29 @@ pub fn main(config: Option<PathBuf>, duration: Option<u64>, quiet: bool) -> Exit
     })
 }
 
-fn demo_config() -> Result<PathBuf, String> {
+/// The embedded demo config could not be written out.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+struct DemoConfigError {
+    path: PathBuf,
+    #[source]
+    source: std::io::Error,
+}
+
+fn demo_config() -> Result<PathBuf, DemoConfigError> {
     let local = Path::new("config/demo.toml");
     if local.exists() {
         return Ok(local.to_path_buf());
     }
     let dir = std::env::temp_dir().join(format!("switchyard-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let failed = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| DemoConfigError { path, source }
+    };
+    std::fs::create_dir_all(&dir).map_err(failed(&dir))?;
     for (name, text) in EMBEDDED {
         let path = dir.join(name);
-        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        std::fs::write(&path, text).map_err(failed(&path))?;
     }
     Ok(dir.join("demo.toml"))
 }
@@ -209,7 +230,7 @@ async fn stand_in_answer(name: &str, n: u64, req: Request<Incoming>) -> Response
         "received": received,
         // UUID-shaped, as many real services' ids are: the report then suggests ignoring it.
         "request_id": format!("{:08x}-0000-4000-8000-{:012x}", n as u32, rand::random::<u64>() & 0xffff_ffff_ffff),
-        "generated_at": crate::util::now_ms(),
+        "generated_at": crate::clock::Clock::system().now_ms(),
         "card": { "id": id, "currency": currency, "limit": 1000, "tags": ["gold", "travel"] },
     });
     let mut response = Response::new(Full::new(Bytes::from(doc.to_string())));

@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 
+use crate::framing::{Fault, Finding, Scanner};
 use crate::rules::{RequestView, RuleSet, valid_tenant_id};
-use crate::server::framing::{Fault, Finding, Scanner};
 
 mod reference;
 

@@ -9,21 +9,32 @@
 
 //! tenant by tenant, from a legacy monolith to new services.
 
+pub mod access_log;
 pub mod admin;
+pub mod api;
+pub mod body;
 pub mod cli;
 pub mod client;
+pub mod clock;
+pub mod compare;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod fleet;
+pub mod framing;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod gateway;
+pub mod head;
 pub mod live;
 pub mod proxy;
 pub mod rules;
 pub mod server;
 pub mod shadow;
+pub mod snapshot;
 pub mod store;
 pub mod telemetry;
+pub mod term;
 pub mod tls;
 pub mod traffic;
-pub mod util;
+pub mod upstream;

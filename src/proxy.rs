@@ -1,37 +1,59 @@
-//! The request path, in phases:
+//! The request path, as named phases run in request order on one [`RequestCtx`]:
 //!
-//! 1. `handle` takes ONE rule snapshot for the whole request (its shadow copy included);
-//! 2. `decide` (pure) picks route, tenant and side;
-//! 3. the request body is guarded (stall timeout, size limit) and, when a fallback or a
-//!    shadow copy may need it again, buffered under the route's limit;
-//! 4. `forward` sends the request upstream and streams the response back;
-//! 5. `fallback` retries on legacy when the new side failed before any byte reached the client;
-//! 6. the shadow copy (if any) is handed to the shadow worker, off the hot path;
-//! 7. every failure becomes an answer through the one table in [`crate::error`].
+//! ```text
+//!  accept ─▶ framing ─▶ decide ─▶ body ─▶ shadow tap ─▶ forward ─▶ fallback ─▶ respond ─▶ record
+//! (server)   400 on     route,    guard,   bounded      one        retry on    tunnel,     metrics,
+//!            ambiguous  tenant,   buffer   copy for     attempt    legacy      tee,        access
+//!            framing    side      for      the shadow   upstream   (policy     headers     log
+//!                                 replay   worker                   in one place)
+//! ```
 //!
-//! `handle` never fails: it always answers, and logs once.
+//! - **accept** is the listener's ([`crate::server`]): TLS, the HTTP/1 framing guard, limits.
+//! - **framing**: a request the connection's framing guard found ambiguous or malformed is
+//!   answered 400 and the connection closed ([`crate::framing`]); so is one whose target and
+//!   `Host` name different hosts, the connection kept.
+//! - **decide**: the pure [`RuleSet::decide`](crate::rules::RuleSet::decide) on ONE rule snapshot,
+//!   taken when the request starts and kept to its end (its shadow copy included).
+//! - **body**: the request body is guarded (stall timeout, size limit) and, when a fallback or
+//!   a shadow copy may need it again, buffered under the route's limit ([`body_phase`]).
+//! - **shadow tap**: the shadow worker gets a ticket, or records why it skipped.
+//! - **forward**: one attempt on one upstream, the response streaming back ([`forward`]).
+//! - **fallback**: whether and how a failed attempt on the new side is retried on legacy
+//!   ([`fallback`]).
+//! - **respond**: upgrades become a tunnel, the body is teed to the shadow ticket, debug and
+//!   request-id headers are set ([`respond`]).
+//! - **record**: per-route metrics, once per request.
+//!
+//! [`handle`] never fails: every error becomes an answer through the one table in
+//! [`crate::error`], logged once. No lock is taken on this path: the snapshot is an atomic
+//! load, counters are atomics, and shadow and traffic bookkeeping is lock-free.
 
-pub mod body;
-pub mod forward;
-pub mod upstream;
+mod body_phase;
+mod ctx;
+mod fallback;
+mod forward;
+mod respond;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
 
-use http::{HeaderValue, Request, Response, StatusCode, header};
+use http::{Request, Response};
 use hyper::body::Incoming;
 
+use crate::access_log::{self, AccessLog};
+use crate::body::Body;
+use crate::clock::Clock;
 use crate::error::ProxyError;
-use crate::live::{Live, Snapshot};
-use crate::rules::{Reject, RequestView, Route, Side};
-use crate::shadow::{ShadowTicket, Shadower};
-use crate::store::Store;
+use crate::framing::Fault;
+use crate::head;
+use crate::live::Live;
+use crate::rules::RequestView;
+use crate::shadow::{ShadowRequest, Shadower};
 use crate::telemetry::Metrics;
 use crate::traffic::Traffic;
-use body::{Body, Buffered, FaultSlot, GuardedBody};
-use forward::{Downstream, SHADOW_HEADER};
+
+pub use ctx::RequestCtx;
 
 /// Shared state of the request path.
 pub struct Proxy {
@@ -43,9 +65,10 @@ pub struct Proxy {
     pub shadow: Arc<Shadower>,
     /// Recent requests per route and side, and the busiest tenants (admin API).
     pub traffic: Arc<Traffic>,
-    /// The durable store (audit log, shadow results), opened once at start; `None` when it
-    /// could not be opened: admin writes are then refused, traffic is served as usual.
-    pub store: Option<Store>,
+    /// The gateway's clock.
+    pub clock: Clock,
+    /// The JSON access log (written only when `[telemetry] access_log` is set).
+    pub access_log: Arc<AccessLog>,
 }
 
 /// What the server knows about the connection a request came on.
@@ -55,28 +78,9 @@ pub struct Connection {
     pub peer: SocketAddr,
     /// True on the TLS listener.
     pub tls: bool,
-}
-
-/// What a request was decided, owned so the request head can be rewritten afterwards.
-struct Decided<'s> {
-    route: Option<&'s Route>,
-    tenant: Option<String>,
-    side: Side,
-    shadow: Option<Side>,
-    reject: Option<Reject>,
-}
-
-/// Labels for the answer: which route and side served, for metrics and debug headers.
-struct Served<'s> {
-    route: Option<&'s Route>,
-    side: Side,
-    fallback: bool,
-}
-
-impl Served<'_> {
-    fn route_name(&self) -> &str {
-        self.route.map(|r| r.name.as_str()).unwrap_or("default")
-    }
+    /// What the connection's HTTP/1 framing guard found wrong with this request's framing
+    /// (the server asks the guard in request order, see [`crate::framing::FramingVerdict`]).
+    pub framing_fault: Option<Fault>,
 }
 
 /// Serve one request. Never fails: every error becomes a JSON answer.
@@ -85,336 +89,154 @@ pub async fn handle(
     conn: Connection,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
-    let started = Instant::now();
     let snapshot = proxy.live.load();
-    let request_id = forward::request_id(request.headers());
-    let mut served = Served {
-        route: None,
-        side: Side::Legacy,
-        fallback: false,
-    };
-    let result = handle_inner(&proxy, &snapshot, conn, request, &request_id, &mut served).await;
-    let mut response = match result {
+    let mut ctx = RequestCtx::new(&snapshot, &proxy.clock, conn, &request);
+    let response = match run(&proxy, &mut ctx, request).await {
         Ok(response) => response,
         Err(error) => {
-            let route = served.route.map(|r| r.name.as_str());
-            if error.is_upstream() {
-                tracing::warn!(request_id = ?request_id, route, side = served.side.as_str(), "{error}");
-            } else {
-                tracing::debug!(request_id = ?request_id, route, "{error}");
-            }
-            error.into_response(
-                route,
-                Some(served.side.as_str()),
-                request_id.to_str().unwrap_or(""),
-            )
+            ctx.error = Some(error.kind());
+            respond::error(&ctx, &error)
         }
     };
-    if let Some(handles) = snapshot.metrics_for(served.route) {
-        handles.observe(
-            &proxy.metrics,
-            served.side,
-            response.status().as_u16(),
-            started.elapsed().as_secs_f64(),
-        );
-    }
-    let headers = response.headers_mut();
-    headers.insert(forward::REQUEST_ID, request_id);
-    if snapshot.rules.admin.debug_headers {
-        if let Ok(v) = HeaderValue::from_str(served.route_name()) {
-            headers.insert("x-switchyard-route", v);
-        }
-        headers.insert(
-            "x-switchyard-side",
-            HeaderValue::from_static(served.side.as_str()),
-        );
-        headers.insert(
-            "x-switchyard-generation",
-            HeaderValue::from(snapshot.generation),
-        );
-        if served.fallback {
-            headers.insert("x-switchyard-fallback", HeaderValue::from_static("1"));
-        }
-    }
+    let response = respond::finish(&ctx, response);
+    record(&proxy, &ctx, &response);
     Ok(response)
 }
 
-async fn handle_inner<'s>(
+/// The phases that may fail, in order.
+async fn run(
     proxy: &Proxy,
-    snapshot: &'s Arc<Snapshot>,
-    conn: Connection,
+    ctx: &mut RequestCtx<'_>,
     request: Request<Incoming>,
-    request_id: &HeaderValue,
-    served: &mut Served<'s>,
 ) -> Result<Response<Body>, ProxyError> {
-    check_framing(request.headers())?;
-    let rules = &snapshot.rules;
+    framing(ctx, &request)?;
     let mut request = request;
-    let upgrade = forward::is_upgrade(request.version(), request.headers());
-    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+    let client_upgrade = ctx.upgrade.then(|| hyper::upgrade::on(&mut request));
     let (parts, incoming) = request.into_parts();
+    decide(proxy, ctx, &parts)?;
+    let body = body_phase::prepare(ctx, &parts, incoming).await?;
+    let ticket = tap(proxy, ctx, &parts);
+    ctx.shadowed = ticket.is_some();
+    let (response, served_by) = fallback::forward_with_fallback(proxy, ctx, parts, body).await?;
+    respond::response(ctx, response, served_by, client_upgrade, ticket)
+}
 
-    let decided = {
-        let view = RequestView {
-            method: &parts.method,
-            uri: &parts.uri,
-            headers: &parts.headers,
-            peer: Some(conn.peer.ip()),
-            sample: rand::random_range(0..10_000),
-        };
-        let d = rules.decide(&view, SystemTime::now());
-        Decided {
-            // Re-borrow the route from the snapshot: the decision's borrow also covers the
-            // request head, which is rewritten below.
-            route: d.route.and_then(|r| rules.routes.get(r.index)),
-            tenant: d.tenant.map(|t| t.into_owned()),
-            side: d.side,
-            shadow: d.shadow,
-            reject: d.reject,
-        }
+/// Framing: the guard found this request's framing ambiguous or malformed, or the request
+/// names its host twice, differently.
+fn framing(ctx: &RequestCtx<'_>, request: &Request<Incoming>) -> Result<(), ProxyError> {
+    if let Some(fault) = ctx.conn.framing_fault {
+        return Err(fault.into());
+    }
+    head::check_authority(request.uri(), request.headers())
+}
+
+/// Decide: route, tenant and side; count the request on its route.
+fn decide<'s>(
+    proxy: &Proxy,
+    ctx: &mut RequestCtx<'s>,
+    parts: &http::request::Parts,
+) -> Result<(), ProxyError> {
+    let rules = &ctx.snapshot.rules;
+    let view = RequestView {
+        method: &parts.method,
+        uri: &parts.uri,
+        headers: &parts.headers,
+        peer: Some(ctx.conn.peer.ip()),
+        sample: rand::random_range(0..10_000),
     };
-    served.route = decided.route;
-    served.side = decided.side;
-    if decided.reject.is_some() {
+    let decision = rules.decide(&view, ctx.now()).into_owned();
+    if decision.reject.is_some() {
+        ctx.decision = Some(decision);
         return Err(ProxyError::UnknownTenant);
     }
-    if let Some(route) = decided.route {
+    if let Some(route) = decision.route {
+        let now = ctx
+            .now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         proxy
             .traffic
-            .record(&route.name, decided.side, decided.tenant.as_deref());
+            .record_at(&route.name, decision.side, decision.tenant.as_deref(), now);
     }
-
-    let host = forward::client_host(&parts.uri, &parts.headers);
-    let downstream = Downstream {
-        peer: Some(conn.peer.ip()),
-        tls: conn.tls,
-        host: host.as_deref(),
-    };
-
-    let limits = &rules.listen.limits;
-    let fault = FaultSlot::default();
-    let mut body: Body = body::boxed(GuardedBody::new(
-        incoming,
-        limits.body_timeout,
-        limits.max_request_body,
-        fault.clone(),
-    ));
-
-    // The shadow copy needs the request body again: keep it when it is small enough.
-    let route = decided.route;
-    let shadow_policy = decided
-        .shadow
-        .and(route)
-        .and_then(|r| r.shadow.as_ref().map(|p| (r, p)));
-    // A fallback needs a replayable body: empty, or buffered under the route's limit.
-    let may_fall_back = decided.side == Side::New && route.is_some_and(|r| r.fallback) && !upgrade;
-    let want_copy = shadow_policy.map(|(_, p)| p.max_body).unwrap_or(0);
-    let keep_limit = if may_fall_back {
-        route.map(|r| r.fallback_buffer).unwrap_or(0).max(want_copy)
-    } else {
-        want_copy
-    };
-    let mut replay: Option<bytes::Bytes> = None;
-    if body_is_empty(&parts.headers) {
-        replay = Some(bytes::Bytes::new());
-    } else if keep_limit > 0 && declared_length(&parts.headers).is_none_or(|n| n <= keep_limit) {
-        body = match body::buffer_up_to(body, keep_limit).await {
-            Ok(Buffered::Complete(bytes)) => {
-                replay = Some(bytes.clone());
-                body::full(bytes)
-            }
-            Ok(Buffered::TooLong(rest)) => rest,
-            Err(_) => return Err(client_fault(&fault)),
-        };
-    }
-
-    let ticket: Option<ShadowTicket> = match (shadow_policy, decided.shadow) {
-        (Some((route, policy)), Some(shadow_side)) => proxy.shadow.begin(
-            snapshot,
-            route,
-            policy,
-            decided.tenant.as_deref(),
-            decided.side,
-            shadow_side,
-            &parts,
-            replay.as_ref(),
-            &downstream,
-        ),
-        _ => None,
-    };
-
-    let primary_upstream = rules.upstream_for(route, decided.side);
-    // Only a request that may be retried pays for a copy of its head.
-    let retry_parts = may_fall_back.then(|| parts.clone());
-    let started = Instant::now();
-    let first = send(
-        proxy,
-        snapshot,
-        primary_upstream,
-        decided.side,
-        route,
-        parts,
-        body,
-        &downstream,
-        request_id,
-        upgrade,
-    )
-    .await;
-
-    let retry = retry_parts.filter(|parts| {
-        replay.is_some()
-            && match &first {
-                Err(ProxyError::UpstreamConnect(_)) | Err(ProxyError::NoHealthyOrigin) => true,
-                Err(e) if e.is_upstream() => forward::is_idempotent(&parts.method),
-                Ok((response, _)) if response.status().is_server_error() => true,
-                _ => false,
-            }
-    });
-    let (mut response, origin_side) = if let Some(mut parts) = retry {
-        if let Some(r) = route {
-            proxy
-                .metrics
-                .fallbacks
-                .get_or_create(&crate::telemetry::RouteLabel {
-                    route: r.name.clone(),
-                })
-                .inc();
-        }
-        served.side = Side::Legacy;
-        served.fallback = true;
-        let legacy_upstream = rules.upstream_for(route, Side::Legacy);
-        let body = body::full(replay.clone().unwrap_or_default());
-        parts.headers.remove(SHADOW_HEADER);
-        send(
-            proxy,
-            snapshot,
-            legacy_upstream,
-            Side::Legacy,
-            route,
-            parts,
-            body,
-            &downstream,
-            request_id,
-            false,
-        )
-        .await
-        .map_err(|e| fault_or(&fault, e))?
-    } else {
-        first.map_err(|e| fault_or(&fault, e))?
-    };
-    let elapsed = started.elapsed();
-
-    if let Some(client_upgrade) = client_upgrade
-        && response.status() == StatusCode::SWITCHING_PROTOCOLS
-    {
-        let upstream_upgrade = hyper::upgrade::on(&mut response);
-        tokio::spawn(tunnel(client_upgrade, upstream_upgrade));
-        let (head, _) = response.into_parts();
-        return Ok(Response::from_parts(head, body::empty()));
-    }
-    let (mut head, upstream_body) = response.into_parts();
-    let body = match ticket {
-        Some(ticket) => ticket.tee_primary(&head, upstream_body, elapsed, origin_side),
-        None => body::boxed(upstream_body),
-    };
-    head.headers.remove(SHADOW_HEADER);
-    Ok(Response::from_parts(head, body))
-}
-
-/// Join the client's and the upstream's upgraded connections and copy bytes both ways until
-/// either side closes. Reloads do not touch it: the tunnel holds no rule snapshot.
-async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
-    let (client, upstream) = match tokio::try_join!(client, upstream) {
-        Ok(pair) => pair,
-        Err(error) => {
-            tracing::debug!("upgrade failed: {error}");
-            return;
-        }
-    };
-    let mut client = hyper_util::rt::TokioIo::new(client);
-    let mut upstream = hyper_util::rt::TokioIo::new(upstream);
-    if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-        tracing::debug!("upgraded connection ended: {error}");
-    }
-}
-
-/// Send one attempt to `upstream` and return the response head with its body streaming.
-#[allow(clippy::too_many_arguments)]
-async fn send(
-    proxy: &Proxy,
-    snapshot: &Snapshot,
-    upstream: &str,
-    side: Side,
-    route: Option<&Route>,
-    mut parts: http::request::Parts,
-    body: Body,
-    downstream: &Downstream<'_>,
-    request_id: &HeaderValue,
-    upgrade: bool,
-) -> Result<(Response<Incoming>, Side), ProxyError> {
-    let pool = snapshot.pools.get(upstream)?;
-    let origin = pool.pick()?;
-    let rewrite = route.map(|r| &r.rewrite);
-    forward::prepare_request(
-        &mut parts, origin, side, rewrite, downstream, request_id, upgrade,
-    )
-    .map_err(ProxyError::BadRequest)?;
-    let result = pool
-        .send(origin, Request::from_parts(parts, body), upgrade)
-        .await;
-    match result {
-        Ok(mut response) => {
-            let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
-            forward::prepare_response(
-                response.headers_mut(),
-                origin,
-                side,
-                rewrite,
-                downstream,
-                upgrade && switching,
-            );
-            Ok((response, side))
-        }
-        Err(error) => {
-            if error.is_upstream() {
-                proxy.metrics.upstream_error(upstream, error.kind());
-            }
-            Err(error)
-        }
-    }
-}
-
-/// Reject ambiguous framing that reached us (hyper already refuses conflicting duplicates).
-fn check_framing(headers: &http::HeaderMap) -> Result<(), ProxyError> {
-    let lengths = headers.get_all(header::CONTENT_LENGTH).iter().count();
-    if lengths > 1 || (lengths == 1 && headers.contains_key(header::TRANSFER_ENCODING)) {
-        return Err(ProxyError::AmbiguousFraming);
-    }
+    ctx.served_side = decision.side;
+    ctx.decision = Some(decision);
     Ok(())
 }
 
-fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok())
+/// Shadow tap: register a comparison when the decision asked for one.
+fn tap(
+    proxy: &Proxy,
+    ctx: &RequestCtx<'_>,
+    parts: &http::request::Parts,
+) -> Option<crate::shadow::ShadowTicket> {
+    let decision = ctx.decision.as_ref()?;
+    let shadow_side = decision.shadow?;
+    let route = decision.route?;
+    proxy.shadow.tap(ShadowRequest {
+        snapshot: ctx.snapshot,
+        route,
+        tenant: decision.tenant.as_deref(),
+        primary_side: decision.side,
+        shadow_side,
+        parts,
+        body: ctx.replay.as_ref(),
+        downstream: &ctx.downstream(),
+    })
 }
 
-fn body_is_empty(headers: &http::HeaderMap) -> bool {
-    !headers.contains_key(header::TRANSFER_ENCODING) && declared_length(headers).unwrap_or(0) == 0
-}
-
-fn client_fault(fault: &FaultSlot) -> ProxyError {
-    match fault.get() {
-        Some(fault) => ProxyError::from(fault),
-        None => ProxyError::BadRequest("the request body ended abruptly".into()),
+/// Record: request metrics, once per request, on the route and side that answered; and the
+/// access log line when it is on.
+fn record(proxy: &Proxy, ctx: &RequestCtx<'_>, response: &Response<Body>) {
+    let side = ctx.served_side;
+    let elapsed = ctx.elapsed();
+    let status = response.status().as_u16();
+    if let Some(handles) = ctx.snapshot.metrics_for(ctx.route()) {
+        handles.observe(&proxy.metrics, side, status, elapsed.as_secs_f64());
+    }
+    let telemetry = &ctx.snapshot.rules.telemetry;
+    if let (Some(target), Some((method, path))) = (&telemetry.access_log, &ctx.logged) {
+        let decision = ctx.decision.as_ref();
+        let entry = access_log::Entry {
+            ts: humantime::format_rfc3339_millis(ctx.now()).to_string(),
+            request_id: ctx.request_id.to_str().unwrap_or(""),
+            client: ctx.conn.peer.ip().to_string(),
+            method: method.as_str(),
+            host: ctx.host.as_ref().and_then(|h| h.to_str().ok()),
+            path,
+            route: ctx.route_name(),
+            side: side.as_str(),
+            reason: decision.map(|d| d.reason.as_str()),
+            upstream: decision.map(|d| d.upstream),
+            tenant: decision
+                .and_then(|d| d.tenant.as_deref())
+                .filter(|_| telemetry.access_log_tenants),
+            status,
+            duration_ms: elapsed.as_secs_f64() * 1000.0,
+            fallback: ctx.fell_back,
+            shadowed: ctx.shadowed,
+            generation: ctx.snapshot.generation,
+            error: ctx.error,
+        };
+        proxy.access_log.log(target, &entry);
     }
 }
 
-/// An upstream failure caused by the client's body (stalled, too large) is the client's fault.
-fn fault_or(fault: &FaultSlot, error: ProxyError) -> ProxyError {
-    match fault.get() {
-        Some(_) => client_fault(fault),
-        None => error,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn future_size<F, Fut>(_: F) -> usize
+    where
+        F: FnOnce(Arc<Proxy>, Connection, Request<Incoming>) -> Fut,
+    {
+        std::mem::size_of::<Fut>()
+    }
+
+    /// hyper moves each request's future into place: a big one costs a big copy per request
+    /// (the rare paths — connecting, HTTP/2, upgrades — are boxed to keep it down).
+    #[test]
+    fn the_request_future_stays_small() {
+        let size = future_size(handle);
+        assert!(size <= 6 * 1024, "the request future grew to {size} bytes");
     }
 }

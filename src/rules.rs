@@ -16,10 +16,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Method};
+
+use crate::compare::CompareRules;
 
 mod bucket;
 mod decide;
@@ -34,14 +37,16 @@ pub use matcher::HostPattern;
 pub use tenant::valid_tenant_id;
 
 /// Header carrying a signed tester override (`override_token::mint`).
-pub const FORCE_HEADER: &str = "x-switchyard-force";
+pub const FORCE_HEADER: HeaderName = HeaderName::from_static("x-switchyard-force");
 /// Header marking a shadow copy; a request carrying it is never shadowed again (loop guard).
-pub const SHADOW_HEADER: &str = "x-switchyard-shadow";
+pub const SHADOW_HEADER: HeaderName = HeaderName::from_static("x-switchyard-shadow");
 
 // === sides, states, reasons ===
 
-/// Which side serves a request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+/// Which side serves a request (ordered legacy first, as reports list them).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Side {
     Legacy,
@@ -80,6 +85,15 @@ impl fmt::Display for Side {
     }
 }
 
+impl FromStr for Side {
+    type Err = UnknownName;
+
+    /// [`Side::parse`], with an error that says what is accepted.
+    fn from_str(text: &str) -> Result<Side, UnknownName> {
+        Side::parse(text).ok_or_else(|| UnknownName::new(text, "legacy or new"))
+    }
+}
+
 /// A route's `state`: kill switch, rollout, or cut over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -112,6 +126,34 @@ impl RouteState {
 impl fmt::Display for RouteState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RouteState {
+    type Err = UnknownName;
+
+    /// [`RouteState::parse`], with an error that says what is accepted.
+    fn from_str(text: &str) -> Result<RouteState, UnknownName> {
+        RouteState::parse(text).ok_or_else(|| UnknownName::new(text, "legacy, rollout or new"))
+    }
+}
+
+/// A name that is not a [`Side`] or not a [`RouteState`]. Its text completes a sentence about
+/// where the name came from: `--side` + ` must be legacy or new, not up`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("must be {expected}, not {given}")]
+pub struct UnknownName {
+    pub given: String,
+    /// The accepted spellings, e.g. `legacy or new`.
+    pub expected: &'static str,
+}
+
+impl UnknownName {
+    fn new(given: &str, expected: &'static str) -> UnknownName {
+        UnknownName {
+            given: given.to_owned(),
+            expected,
+        }
     }
 }
 
@@ -194,6 +236,31 @@ pub enum StickyKey {
     Cookie(String),
 }
 
+impl StickyKey {
+    /// `tenant`, `header:<name>` or `cookie:<name>` (the config's `sticky`, as [`Display`]
+    /// writes it back); `None` for anything else.
+    ///
+    /// [`Display`]: fmt::Display
+    pub fn parse(text: &str) -> Option<StickyKey> {
+        let text = text.trim();
+        if text == "tenant" {
+            Some(StickyKey::Tenant)
+        } else if let Some(h) = text.strip_prefix("header:") {
+            HeaderName::from_bytes(h.trim().as_bytes())
+                .ok()
+                .map(StickyKey::Header)
+        } else if let Some(c) = text.strip_prefix("cookie:") {
+            let c = c.trim();
+            (!c.is_empty()
+                && c.bytes()
+                    .all(|b| b.is_ascii_graphic() && !matches!(b, b';' | b'=')))
+            .then(|| StickyKey::Cookie(c.to_owned()))
+        } else {
+            None
+        }
+    }
+}
+
 impl fmt::Display for StickyKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -201,6 +268,24 @@ impl fmt::Display for StickyKey {
             StickyKey::Header(name) => write!(f, "header:{name}"),
             StickyKey::Cookie(name) => write!(f, "cookie:{name}"),
         }
+    }
+}
+
+/// As its text: `"tenant"`, `"header:x-user"`, `"cookie:sid"`.
+impl serde::Serialize for StickyKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for StickyKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<StickyKey, D::Error> {
+        let text = <String as serde::Deserialize>::deserialize(deserializer)?;
+        StickyKey::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "sticky must be \"tenant\", \"header:<name>\" or \"cookie:<name>\", not {text:?}"
+            ))
+        })
     }
 }
 
@@ -223,6 +308,7 @@ pub struct RuleSet {
     pub routes: Vec<Route>,
     pub shadow: ShadowGlobal,
     pub store: StoreConfig,
+    pub telemetry: Telemetry,
     pub(crate) tenant: tenant::TenantResolver,
     pub(crate) directory: tenant::Directory,
     pub(crate) matcher: matcher::Matcher,
@@ -381,10 +467,6 @@ pub struct Route {
     /// Max body bytes buffered so a non-idempotent request can be retried; default 64 KiB.
     pub fallback_buffer: u64,
     pub shadow: Option<ShadowPolicy>,
-    /// The raw `compare` table, compiled by the shadow module.
-    pub compare: Option<toml::Value>,
-    /// 1-based (line, col) of the `compare` value in `RuleSet::source`, for error messages.
-    pub compare_at: Option<(usize, usize)>,
     /// Path patterns as written.
     pub paths: Vec<String>,
     /// `None`: any method.
@@ -438,7 +520,7 @@ impl Default for Rewrite {
 }
 
 /// A route's `shadow` table.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct ShadowPolicy {
     pub percent_bp: u32,
     /// `None`: sampled per request (`RequestView::sample`).
@@ -466,6 +548,8 @@ pub struct ShadowPolicy {
     pub target_parity_bp: u32,
     /// `"shadow:" + route salt`, so shadow sampling is independent of the rollout bucket.
     pub salt: String,
+    /// The route's `compare` table, compiled (the defaults when the route has none).
+    pub compare: Arc<CompareRules>,
 }
 
 /// The top-level `[shadow]` table.
@@ -479,6 +563,8 @@ pub struct ShadowGlobal {
     pub max_in_flight: usize,
     /// Content of `redact_key_file`: key for digests that replace redacted values.
     pub redact_key: Option<Vec<u8>>,
+    /// Span of the evidence learned noise is decided on; default 24 h.
+    pub noise_window: Duration,
 }
 
 impl fmt::Debug for ShadowGlobal {
@@ -487,12 +573,31 @@ impl fmt::Debug for ShadowGlobal {
             .field("enabled", &self.enabled)
             .field("queue", &self.queue)
             .field("max_in_flight", &self.max_in_flight)
+            .field("noise_window", &self.noise_window)
             .field(
                 "redact_key",
                 &self.redact_key.as_ref().map(|_| "<redacted>"),
             )
             .finish()
     }
+}
+
+/// The `[telemetry]` table.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Telemetry {
+    /// Where the JSON access log goes; `None`: no access log (the default).
+    pub access_log: Option<Arc<AccessLogTarget>>,
+    /// Write tenant names into the access log; default false (they may identify customers).
+    pub access_log_tenants: bool,
+}
+
+/// Where access log lines are written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AccessLogTarget {
+    Stdout,
+    Stderr,
+    /// Appended to; relative paths are relative to the config file's directory.
+    File(PathBuf),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -517,18 +622,36 @@ pub struct RequestView<'a> {
     pub sample: u16,
 }
 
+/// The decision for a request. `'r` borrows the rule set, `'t` the request head the tenant was
+/// read from; [`Decision::into_owned`] frees it from the request so the head can move on.
 #[derive(Debug)]
-pub struct Decision<'a> {
-    pub route: Option<&'a Route>,
-    pub tenant: Option<Cow<'a, str>>,
+pub struct Decision<'r, 't> {
+    pub route: Option<&'r Route>,
+    pub tenant: Option<Cow<'t, str>>,
     pub side: Side,
-    pub upstream: &'a str,
+    pub upstream: &'r str,
     pub reason: Reason,
     /// The side to shadow to (the other side), when the route's policy selects this request.
     pub shadow: Option<Side>,
     /// `Some` when the gateway must answer itself (400 for an unknown tenant).
     pub reject: Option<Reject>,
     pub forced: bool,
+}
+
+impl<'r> Decision<'r, '_> {
+    /// The same decision, owning its tenant (no copy when it already does).
+    pub fn into_owned(self) -> Decision<'r, 'static> {
+        Decision {
+            route: self.route,
+            tenant: self.tenant.map(|t| Cow::Owned(t.into_owned())),
+            side: self.side,
+            upstream: self.upstream,
+            reason: self.reason,
+            shadow: self.shadow,
+            reject: self.reject,
+            forced: self.forced,
+        }
+    }
 }
 
 impl RuleSet {

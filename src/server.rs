@@ -1,9 +1,12 @@
 //! Listeners: plain HTTP (HTTP/1.1 and h2c) and TLS (ALPN h2 / http/1.1), each connection
 //! served by hyper-util's auto builder with upgrades, limits from `[listen]`, and a graceful
 //! drain on shutdown: stop accepting, let in-flight requests finish up to `drain_timeout`.
+//!
+//! This is the **accept** phase of the request path (see [`crate::proxy`]): every HTTP/1
+//! connection's bytes pass the framing guard ([`crate::framing`]) before hyper parses them.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,114 +19,45 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
-use crate::admin;
-use crate::error::ProxyError;
-use crate::live::{Live, Trigger};
+use crate::framing::{FramingGuard, FramingVerdict};
+use crate::live::Live;
 use crate::proxy::{self, Connection, Proxy};
 use crate::rules::Limits;
-use crate::shadow::Shadower;
-use crate::store::{GenerationRecord, RetentionPolicy, Store, StoreWriter, WriterConfig};
-use crate::telemetry::Metrics;
-use crate::tls::{self, CertResolver};
-use crate::traffic::Traffic;
+use crate::tls::{self, CertResolver, TlsError};
 
-pub mod framing;
-mod head;
-
-use framing::{FramingGuard, FramingVerdict};
-
-/// Why the gateway could not start.
+/// Why a listener could not start.
 #[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("{0}")]
-    Config(#[from] crate::live::ReloadError),
-    #[error("cannot listen on {addr}: {error}")]
+pub enum ListenError {
+    #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
-        error: std::io::Error,
+        #[source]
+        source: std::io::Error,
     },
     #[error("TLS: {0}")]
-    Tls(String),
+    Tls(#[from] TlsError),
     #[error("no listener configured: set [listen] http or https")]
     NoListener,
-    #[error("{0}")]
-    Other(String),
 }
 
-/// Options that do not come from the config file.
-#[derive(Debug, Clone, Default)]
-pub struct Options {
-    /// Watch the config file (and the files it names) for changes. On by default for `run`.
-    pub watch: bool,
-}
-
-/// A running gateway: its bound addresses and the handle to stop it.
-pub struct Gateway {
-    /// The HTTP listener's address, when configured.
+/// The data listeners' bound addresses.
+#[derive(Debug, Clone, Copy)]
+pub struct Listeners {
     pub http: Option<SocketAddr>,
-    /// The TLS listener's address, when configured.
     pub https: Option<SocketAddr>,
-    /// The admin listener's address.
-    pub admin: SocketAddr,
-    /// The live rules (tests and the admin API reload through it).
-    pub live: Arc<Live>,
-    /// Metrics.
-    pub metrics: Arc<Metrics>,
-    /// The request path's shared state.
-    pub proxy: Arc<Proxy>,
-    shutdown: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
 }
 
-impl Gateway {
-    /// Load `config` and start every listener. Listen addresses with port 0 bind a free port;
-    /// the bound addresses are in the returned value.
-    pub async fn start(config: &Path, options: Options) -> Result<Gateway, StartError> {
-        let metrics = Arc::new(Metrics::new());
-        // The store is opened first so the history it keeps can seed this process's.
-        let store = match crate::config::load_file(config) {
-            Ok(rules) => open_store(&rules, config).await,
-            Err(_) => None, // Live::start reports the config errors.
-        };
-        let past = match &store {
-            Some(store) => stored_history(store).await,
-            None => Vec::new(),
-        };
-        let live = Live::start_with(config, metrics.clone(), past)?;
-        let snapshot = live.load();
-        let rules = &snapshot.rules;
-        let (shutdown, shutdown_rx) = watch::channel(false);
-        let mut tasks = Vec::new();
-        let writer = store.clone().map(|store| {
-            StoreWriter::spawn(
-                store,
-                WriterConfig {
-                    retention: Some(RetentionPolicy {
-                        max_age: rules.store.retention,
-                        max_samples: rules.store.max_samples,
-                        ..RetentionPolicy::default()
-                    }),
-                    ..WriterConfig::default()
-                },
-            )
-        });
-        let shadow = Shadower::start(&snapshot, metrics.clone(), writer);
-        if let Some(store) = &store {
-            tasks.push(tokio::spawn(persist_history(
-                live.clone(),
-                store.clone(),
-                shutdown_rx.clone(),
-            )));
-        }
-        let proxy = Arc::new(Proxy {
-            live: live.clone(),
-            metrics: metrics.clone(),
-            shadow,
-            traffic: Arc::new(Traffic::new()),
-            store,
-        });
-
-        let http = match rules.listen.http {
+impl Listeners {
+    /// Bind the listeners of the rules in force and serve them (and swap the TLS certificate
+    /// when a reload brings a new one) until `shutdown`; the tasks are pushed to `tasks`.
+    pub async fn start(
+        proxy: &Arc<Proxy>,
+        shutdown: &watch::Receiver<bool>,
+        tasks: &mut Vec<JoinHandle<()>>,
+    ) -> Result<Listeners, ListenError> {
+        let snapshot = proxy.live.load();
+        let listen = &snapshot.rules.listen;
+        let http = match listen.http {
             Some(addr) => {
                 let listener = bind(addr).await?;
                 let local = listener.local_addr().unwrap_or(addr);
@@ -131,19 +65,15 @@ impl Gateway {
                     listener,
                     None,
                     proxy.clone(),
-                    shutdown_rx.clone(),
+                    shutdown.clone(),
                 )));
                 Some(local)
             }
             None => None,
         };
-        let https = match (
-            rules.listen.https,
-            &rules.listen.tls_cert,
-            &rules.listen.tls_key,
-        ) {
+        let https = match (listen.https, &listen.tls_cert, &listen.tls_key) {
             (Some(addr), Some(cert), Some(key)) => {
-                let certified = tls::load_certified_key(cert, key).map_err(StartError::Tls)?;
+                let certified = tls::load_certified_key(cert, key)?;
                 let resolver = CertResolver::new(certified);
                 let acceptor = TlsAcceptor::from(tls::server_config(resolver.clone()));
                 let listener = bind(addr).await?;
@@ -152,174 +82,31 @@ impl Gateway {
                     listener,
                     Some(acceptor),
                     proxy.clone(),
-                    shutdown_rx.clone(),
+                    shutdown.clone(),
                 )));
                 tasks.push(tokio::spawn(swap_certificates(
-                    live.clone(),
+                    proxy.live.clone(),
                     resolver,
                     (cert.clone(), key.clone()),
-                    shutdown_rx.clone(),
+                    shutdown.clone(),
                 )));
                 Some(local)
             }
-            (Some(_), _, _) => {
-                return Err(StartError::Tls(
-                    "[listen] https needs tls_cert and tls_key".into(),
-                ));
-            }
+            // The config compiler refuses `https` without a certificate and key.
             _ => None,
         };
         if http.is_none() && https.is_none() {
-            return Err(StartError::NoListener);
+            return Err(ListenError::NoListener);
         }
-        let admin_listener = bind(rules.admin.listen).await?;
-        let admin_addr = admin_listener.local_addr().unwrap_or(rules.admin.listen);
-        tasks.push(tokio::spawn(admin::serve(
-            admin_listener,
-            proxy.clone(),
-            shutdown_rx.clone(),
-        )));
-        if options.watch {
-            crate::live::watch::spawn_file_watch(live.clone());
-            crate::live::watch::spawn_sighup(live.clone());
-        }
-        tracing::info!(
-            generation = snapshot.generation,
-            http = ?http,
-            https = ?https,
-            admin = %admin_addr,
-            "switchyard serving"
-        );
-        Ok(Gateway {
-            http,
-            https,
-            admin: admin_addr,
-            live,
-            metrics,
-            proxy,
-            shutdown,
-            tasks,
-        })
-    }
-
-    /// Stop accepting, drain in-flight requests (bounded by `drain_timeout`), flush the shadow
-    /// results, and return.
-    pub async fn shutdown(self) {
-        let _ = self.shutdown.send(true);
-        for task in self.tasks {
-            let _ = task.await;
-        }
-        self.proxy.shadow.close().await;
-        if let Some(store) = &self.proxy.store {
-            store.close().await;
-        }
-    }
-
-    /// Reload the rules now (tests; the file watch and SIGHUP do this in production).
-    pub async fn reload(&self) -> Result<crate::live::ReloadOutcome, crate::live::ReloadError> {
-        self.live.reload(Trigger::Admin).await
+        Ok(Listeners { http, https })
     }
 }
 
-/// Open the store of `[store] url`. A store that cannot be opened does not stop the gateway:
-/// traffic matters more than shadow records; the failure is logged loudly, the comparisons
-/// are then only counted in metrics, and the admin API refuses writes (503): an operator's
-/// change that cannot be audited is not made.
-async fn open_store(rules: &crate::rules::RuleSet, config: &Path) -> Option<Store> {
-    let base = config.parent().unwrap_or(Path::new("."));
-    match Store::open(&rules.store.url, base).await {
-        Ok(store) => Some(store),
-        Err(error) => {
-            tracing::error!(url = %redact_url(&rules.store.url), "store unavailable, shadow results and history are not persisted, admin writes are refused (they could not be audited): {error}");
-            None
-        }
-    }
-}
-
-/// A store URL fit for logs: the password of `postgres://user:password@host/db` masked.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
-        }
-        _ => url.to_string(),
-    }
-}
-
-/// The generations kept in the store, oldest first, with their config texts.
-async fn stored_history(store: &Store) -> Vec<crate::live::HistoryEntry> {
-    let summaries = match store.list_generations(crate::live::HISTORY_LEN).await {
-        Ok(list) => list,
-        Err(error) => {
-            tracing::warn!("stored history unavailable: {error}");
-            return Vec::new();
-        }
-    };
-    let mut entries = Vec::with_capacity(summaries.len());
-    for summary in summaries {
-        if let Ok(Some(record)) = store.get_generation(summary.generation).await {
-            entries.push(crate::live::HistoryEntry {
-                generation: record.generation,
-                hash: record.hash,
-                loaded_at: std::time::UNIX_EPOCH
-                    + Duration::from_millis(record.loaded_at_ms.max(0) as u64),
-                trigger: crate::live::Trigger::parse(&record.origin),
-                text: Arc::from(record.content),
-            });
-        }
-    }
-    entries.sort_by_key(|e| e.generation);
-    entries
-}
-
-/// Save every generation (its full config text) in the store: the history survives restarts
-/// and is shared by a fleet on PostgreSQL.
-async fn persist_history(live: Arc<Live>, store: Store, mut shutdown: watch::Receiver<bool>) {
-    let mut changed = live.subscribe();
-    let mut saved = 0;
-    loop {
-        let snapshot = live.load();
-        if snapshot.generation != saved {
-            let record = GenerationRecord {
-                generation: snapshot.generation,
-                hash: snapshot.rules.hash.clone(),
-                loaded_at_ms: crate::util::epoch_ms(snapshot.loaded_at),
-                source: live.path().display().to_string(),
-                content: snapshot.text.to_string(),
-                origin: snapshot.trigger.as_str().to_string(),
-            };
-            match store.save_generation(&record).await {
-                Ok(()) => saved = snapshot.generation,
-                Err(error) => {
-                    tracing::warn!(
-                        generation = record.generation,
-                        "history not persisted: {error}"
-                    )
-                }
-            }
-        }
-        if *shutdown.borrow() {
-            // Stop only once the generation in force is saved (a reload may have landed
-            // while the previous one was being written).
-            if live.load().generation == saved {
-                return;
-            }
-            continue;
-        }
-        tokio::select! {
-            result = changed.changed() => if result.is_err() { return },
-            // One more pass saves a generation swapped in just before shutdown.
-            _ = shutdown.changed() => {},
-        }
-    }
-}
-
-async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+/// Bind a TCP listener.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ListenError> {
     TcpListener::bind(addr)
         .await
-        .map_err(|error| StartError::Bind { addr, error })
+        .map_err(|source| ListenError::Bind { addr, source })
 }
 
 /// The connection builder with the limits of the rules in force when the connection opened.
@@ -374,6 +161,7 @@ async fn serve(
         let conn = Connection {
             peer,
             tls: tls.is_some(),
+            framing_fault: None,
         };
         let proxy = proxy.clone();
         match &tls {
@@ -435,39 +223,25 @@ async fn serve(
     }
 }
 
-/// The per-connection service: the framing verdict first, then the proxy.
+/// The per-connection service: the framing guard is asked in request order (here, as hyper
+/// hands each request over), then the proxy runs the request.
 fn service(
     proxy: Arc<Proxy>,
     conn: Connection,
     verdict: Arc<FramingVerdict>,
 ) -> impl hyper::service::Service<
     http::Request<hyper::body::Incoming>,
-    Response = http::Response<crate::proxy::body::Body>,
+    Response = http::Response<crate::body::Body>,
     Error = std::convert::Infallible,
-    Future = impl Future<
-        Output = Result<http::Response<crate::proxy::body::Body>, std::convert::Infallible>,
-    > + Send,
+    Future = impl Future<Output = Result<http::Response<crate::body::Body>, std::convert::Infallible>>
+             + Send,
 > + Clone {
     service_fn(move |request: http::Request<hyper::body::Incoming>| {
-        let proxy = proxy.clone();
-        let fault = verdict.next_fault();
-        async move {
-            if let Some(fault) = fault {
-                let id = crate::proxy::forward::request_id(request.headers());
-                let mut response =
-                    ProxyError::from(fault).into_response(None, None, id.to_str().unwrap_or(""));
-                response.headers_mut().insert(
-                    http::header::CONNECTION,
-                    http::HeaderValue::from_static("close"),
-                );
-                return Ok(response);
-            }
-            if let Err(error) = head::check_authority(request.uri(), request.headers()) {
-                let id = crate::proxy::forward::request_id(request.headers());
-                return Ok(error.into_response(None, None, id.to_str().unwrap_or("")));
-            }
-            proxy::handle(proxy, conn, request).await
-        }
+        let conn = Connection {
+            framing_fault: verdict.next_fault(),
+            ..conn
+        };
+        proxy::handle(proxy.clone(), conn, request)
     })
 }
 
@@ -516,16 +290,4 @@ fn file_fingerprint((cert, key): &(PathBuf, PathBuf)) -> (Vec<u8>, Vec<u8>) {
         std::fs::read(cert).unwrap_or_default(),
         std::fs::read(key).unwrap_or_default(),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn store_urls_are_logged_without_passwords() {
-        assert_eq!(
-            super::redact_url("postgres://sy:hunter2@db:5432/sy"),
-            "postgres://sy:***@db:5432/sy"
-        );
-        assert_eq!(super::redact_url("sqlite://a.db"), "sqlite://a.db");
-    }
 }

@@ -11,93 +11,41 @@
 //!
 //! Each job runs on the rule snapshot its request started on.
 //!
-//! The comparison itself is the pure [`compare`] module; learned noise is [`noise`]; results
+//! The comparison itself is the pure [`crate::compare`] module; learned noise is [`noise`]; results
 //! go to the store's batched writer.
 
-pub mod compare;
-pub mod decode;
 pub mod noise;
 mod worker;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http::{HeaderMap, Method};
-use hyper::body::Incoming;
+use http::HeaderMap;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use crate::live::Snapshot;
-use crate::proxy::body::{self, Body, Capture, Tee};
-use crate::proxy::forward::{self, Downstream};
-use crate::rules::{Route, RuleSet, ShadowPolicy, Side};
-use crate::store::{Outcome, ShadowResult, StoreWriter};
+use crate::body::{self, Body, Capture, Tee};
+use crate::clock::Clock;
+use crate::head::{self, Downstream};
+use crate::rules::{Route, RuleSet, Side};
+use crate::snapshot::Snapshot;
+use crate::store::{Outcome, ShadowResult, SkipReason, StoreWriter};
 use crate::telemetry::Metrics;
-use compare::{CompareConfig, CompareRules};
+use crate::upstream::UpstreamBody;
 use noise::{NoiseModel, NoiseVerdict};
-
-/// Compiled compare rules, by route index (routes without `compare` get the defaults).
-#[derive(Debug, Default)]
-pub struct RouteCompare {
-    by_route: Vec<Arc<CompareRules>>,
-}
-
-impl RouteCompare {
-    /// Compile every route's `compare` table.
-    pub fn compile(rules: &RuleSet) -> Result<RouteCompare, String> {
-        let mut by_route = Vec::with_capacity(rules.routes.len());
-        let mut errors = Vec::new();
-        for route in &rules.routes {
-            let config: CompareConfig = match &route.compare {
-                Some(value) => match value.clone().try_into() {
-                    Ok(config) => config,
-                    Err(error) => {
-                        errors.push(format!("route {}: compare: {error}", route.name));
-                        CompareConfig::default()
-                    }
-                },
-                None => CompareConfig::default(),
-            };
-            match CompareRules::compile(&config) {
-                Ok(compiled) => {
-                    // Differences render redacted values with the same key the samples use,
-                    // so a hash seen in a report can be found in a stored sample.
-                    let compiled = match rules.shadow.redact_key.as_deref() {
-                        Some(key) => compiled.with_redact_key(key),
-                        None => compiled,
-                    };
-                    by_route.push(Arc::new(compiled))
-                }
-                Err(problems) => {
-                    for p in problems {
-                        errors.push(format!("route {}: compare: {p}", route.name));
-                    }
-                    by_route.push(Arc::new(CompareRules::default()));
-                }
-            }
-        }
-        if errors.is_empty() {
-            Ok(RouteCompare { by_route })
-        } else {
-            Err(errors.join("\n"))
-        }
-    }
-
-    /// The rules of route `index`.
-    pub fn get(&self, index: usize) -> Option<&Arc<CompareRules>> {
-        self.by_route.get(index)
-    }
-}
 
 /// Skip reasons (the `reason` label of `switchyard_shadow_skipped_total`).
 pub mod skip {
-    pub const BODY_TOO_LARGE: &str = "body_too_large";
-    pub const QUEUE_FULL: &str = "queue_full";
-    pub const RATE_LIMITED: &str = "rate_limited";
-    pub const DISABLED: &str = "disabled";
-    pub const PRIMARY_INCOMPLETE: &str = "primary_incomplete";
+    use crate::store::SkipReason;
+
+    pub const BODY_TOO_LARGE: SkipReason = SkipReason::BodyTooLarge;
+    pub const QUEUE_FULL: SkipReason = SkipReason::QueueFull;
+    pub const RATE_LIMITED: SkipReason = SkipReason::RateLimited;
+    pub const DISABLED: SkipReason = SkipReason::Disabled;
+    pub const PRIMARY_INCOMPLETE: SkipReason = SkipReason::PrimaryIncomplete;
 }
 
 /// Skipped comparisons written to the store per second, at most. Under overload nearly every
@@ -106,36 +54,80 @@ pub mod skip {
 /// per-reason skip counts are exact up to this rate and a sample beyond it.
 const SKIPS_STORED_PER_SEC: u32 = 50;
 
-fn skip_budget() -> bool {
-    static SECOND: AtomicU64 = AtomicU64::new(0);
-    static USED: AtomicU32 = AtomicU32::new(0);
-    let now = crate::util::now_ms() as u64 / 1000;
-    if SECOND.swap(now, Ordering::Relaxed) != now {
-        USED.store(0, Ordering::Relaxed);
+/// A count per second, lock-free: one atomic holding `(second << 32) | count`, so a new
+/// second resets the count and takes the first unit in one compare-and-swap.
+#[derive(Debug, Default)]
+pub(crate) struct PerSecond(AtomicU64);
+
+impl PerSecond {
+    /// Take one unit of this second's `limit`; false when it is spent.
+    pub(crate) fn take(&self, second: u64, limit: u32) -> bool {
+        let mut current = self.0.load(Ordering::Relaxed);
+        loop {
+            let (at, used) = (current >> 32, (current & 0xFFFF_FFFF) as u32);
+            let next = if at == second & 0xFFFF_FFFF {
+                if used >= limit {
+                    return false;
+                }
+                current + 1
+            } else {
+                ((second & 0xFFFF_FFFF) << 32) | 1
+            };
+            match self
+                .0
+                .compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return true,
+                Err(seen) => current = seen,
+            }
+        }
     }
-    USED.fetch_add(1, Ordering::Relaxed) < SKIPS_STORED_PER_SEC
 }
 
-/// Count a skipped comparison and record it for the report (skips by reason).
+/// Where skips are counted and recorded: metrics always, the store within a budget.
+#[derive(Clone)]
+pub(crate) struct SkipSink {
+    metrics: Arc<Metrics>,
+    writer: Option<StoreWriter>,
+    clock: Clock,
+    budget: Arc<PerSecond>,
+}
+
+impl SkipSink {
+    /// Count a skipped comparison and record it for the report (skips by reason).
+    pub(crate) fn record(
+        &self,
+        route: &str,
+        tenant: Option<&str>,
+        primary_side: Side,
+        reason: SkipReason,
+    ) {
+        record_skip(self, route, tenant, primary_side, reason)
+    }
+}
+
 fn record_skip(
-    metrics: &Metrics,
-    writer: Option<&StoreWriter>,
+    sink: &SkipSink,
     route: &str,
     tenant: Option<&str>,
     primary_side: Side,
-    reason: &'static str,
+    reason: SkipReason,
 ) {
-    metrics.shadow_skip(route, reason);
-    if let Some(writer) = writer
-        && skip_budget()
+    sink.metrics.shadow_skip(route, reason.as_str());
+    let now_ms = sink.clock.now_ms();
+    if let Some(writer) = &sink.writer
+        && sink.budget.take(
+            u64::try_from(now_ms / 1000).unwrap_or(0),
+            SKIPS_STORED_PER_SEC,
+        )
     {
         let _ = writer.try_send(ShadowResult {
-            at_ms: crate::util::now_ms(),
+            at_ms: now_ms,
             route: route.to_string(),
             tenant: tenant.map(str::to_string),
-            primary_side: primary_side.as_str().to_string(),
+            primary_side,
             outcome: Outcome::Skipped,
-            skip_reason: Some(reason.to_string()),
+            skip_reason: Some(reason),
             error: None,
             primary_ms: None,
             shadow_ms: None,
@@ -153,9 +145,8 @@ pub(crate) struct Job {
     tenant: Option<String>,
     primary_side: Side,
     shadow_side: Side,
-    method: Method,
     request: http::request::Parts,
-    host: Option<String>,
+    host: Option<http::HeaderValue>,
     peer: Option<std::net::IpAddr>,
     body: Bytes,
     self_check: bool,
@@ -170,16 +161,32 @@ pub(crate) struct PrimaryCapture {
     elapsed: Duration,
 }
 
+/// A request the decision selected for shadowing, as the shadow tap sees it.
+pub struct ShadowRequest<'a> {
+    /// The snapshot the request runs on; the comparison runs on it too.
+    pub snapshot: &'a Arc<Snapshot>,
+    pub route: &'a Route,
+    pub tenant: Option<&'a str>,
+    /// The side serving the client.
+    pub primary_side: Side,
+    /// The side the copy goes to.
+    pub shadow_side: Side,
+    pub parts: &'a http::request::Parts,
+    /// The whole request body when it was kept (`None`: too large to copy).
+    pub body: Option<&'a Bytes>,
+    pub downstream: &'a Downstream<'a>,
+}
+
 /// The shadow worker: queue, concurrency bound, rate caps, noise model, result sink.
 pub struct Shadower {
     queue: mpsc::Sender<Job>,
     /// Jobs enqueued and not yet finished (for flush and shutdown).
     pending: Arc<AtomicUsize>,
-    metrics: Arc<Metrics>,
-    rates: Mutex<HashMap<String, (u64, u32)>>,
+    /// Per-route rate windows, copied on write when a route name is first seen.
+    rates: ArcSwap<HashMap<Box<str>, Arc<PerSecond>>>,
     noise: Arc<NoiseModel>,
-    writer: Option<StoreWriter>,
-    worker: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    skips: SkipSink,
+    worker: parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// A request selected for shadowing; turns the primary's body into a tee.
@@ -187,39 +194,49 @@ pub struct ShadowTicket {
     job: Job,
     queue: mpsc::Sender<Job>,
     pending: Arc<AtomicUsize>,
-    metrics: Arc<Metrics>,
-    writer: Option<StoreWriter>,
+    skips: SkipSink,
     max_body: usize,
     capture: oneshot::Sender<PrimaryCapture>,
 }
 
+// === impl Shadower ===
+
 impl Shadower {
-    /// Start the worker. `writer` receives every result (None: metrics and noise only).
+    /// Start the worker with the queue sizes of `rules`. `writer` receives every result
+    /// (None: metrics and noise only).
     pub fn start(
-        snapshot: &Snapshot,
+        rules: &RuleSet,
         metrics: Arc<Metrics>,
         writer: Option<StoreWriter>,
+        clock: Clock,
     ) -> Arc<Shadower> {
-        let (queue, rx) = mpsc::channel(snapshot.rules.shadow.queue.max(1));
-        let noise = Arc::new(NoiseModel::default());
-        let in_flight = Arc::new(Semaphore::new(snapshot.rules.shadow.max_in_flight.max(1)));
+        let (queue, rx) = mpsc::channel(rules.shadow.queue.max(1));
+        let noise = Arc::new(NoiseModel::with_window(
+            noise::DEFAULT_MAX_KEYS,
+            rules.shadow.noise_window,
+        ));
+        let in_flight = Arc::new(Semaphore::new(rules.shadow.max_in_flight.max(1)));
         let pending = Arc::new(AtomicUsize::new(0));
+        let skips = SkipSink {
+            metrics,
+            writer,
+            clock,
+            budget: Arc::new(PerSecond::default()),
+        };
         let worker = tokio::spawn(worker::dispatch(
             rx,
             in_flight,
             pending.clone(),
-            metrics.clone(),
             noise.clone(),
-            writer.clone(),
+            skips.clone(),
         ));
         Arc::new(Shadower {
             queue,
             pending,
-            metrics,
-            rates: Mutex::new(HashMap::new()),
+            rates: ArcSwap::from_pointee(HashMap::new()),
             noise,
-            writer,
-            worker: Mutex::new(Some(worker)),
+            skips,
+            worker: parking_lot::Mutex::new(Some(worker)),
         })
     }
 
@@ -229,38 +246,22 @@ impl Shadower {
     }
 
     /// Register a comparison for a request the decision selected, or record why it is skipped.
-    #[allow(clippy::too_many_arguments)]
-    pub fn begin(
-        &self,
-        snapshot: &Arc<Snapshot>,
-        route: &Route,
-        policy: &ShadowPolicy,
-        tenant: Option<&str>,
-        primary_side: Side,
-        shadow_side: Side,
-        parts: &http::request::Parts,
-        body: Option<&Bytes>,
-        downstream: &Downstream<'_>,
-    ) -> Option<ShadowTicket> {
+    pub fn tap(&self, req: ShadowRequest<'_>) -> Option<ShadowTicket> {
+        let route = req.route;
+        let policy = route.shadow.as_ref()?;
         let skipped = |reason| {
-            record_skip(
-                &self.metrics,
-                self.writer.as_ref(),
-                &route.name,
-                tenant,
-                primary_side,
-                reason,
-            );
+            self.skips
+                .record(&route.name, req.tenant, req.primary_side, reason);
             None
         };
-        if !snapshot.rules.shadow.enabled {
+        if !req.snapshot.rules.shadow.enabled {
             return skipped(skip::DISABLED);
         }
         // A full queue is known now: skip before copying anything.
         if self.queue.capacity() == 0 {
             return skipped(skip::QUEUE_FULL);
         }
-        let Some(body) = body.filter(|b| b.len() as u64 <= policy.max_body) else {
+        let Some(body) = req.body.filter(|b| b.len() as u64 <= policy.max_body) else {
             return skipped(skip::BODY_TOO_LARGE);
         };
         if let Some(limit) = policy.rate_per_sec
@@ -269,19 +270,18 @@ impl Shadower {
             return skipped(skip::RATE_LIMITED);
         }
         // Learned noise: call the primary side again on a share of idempotent requests.
-        let self_check = forward::is_idempotent(&parts.method)
+        let self_check = head::is_idempotent(&req.parts.method)
             && rand::random_range(0..10_000u32) < policy.self_check_percent_bp;
         let (capture, primary) = oneshot::channel();
         let job = Job {
-            snapshot: snapshot.clone(),
+            snapshot: req.snapshot.clone(),
             route_index: route.index,
-            tenant: tenant.map(str::to_string),
-            primary_side,
-            shadow_side,
-            method: parts.method.clone(),
-            request: parts.clone(),
-            host: downstream.host.map(str::to_string),
-            peer: downstream.peer,
+            tenant: req.tenant.map(str::to_string),
+            primary_side: req.primary_side,
+            shadow_side: req.shadow_side,
+            request: req.parts.clone(),
+            host: req.downstream.host.cloned(),
+            peer: req.downstream.peer,
             body: body.clone(),
             self_check,
             primary,
@@ -290,27 +290,31 @@ impl Shadower {
             job,
             queue: self.queue.clone(),
             pending: self.pending.clone(),
-            metrics: self.metrics.clone(),
-            writer: self.writer.clone(),
-            max_body: policy.max_body as usize,
+            skips: self.skips.clone(),
+            max_body: usize::try_from(policy.max_body).unwrap_or(usize::MAX),
             capture,
         })
     }
 
+    /// Take one unit of `route`'s rate for this second; lock-free (the route table is
+    /// copied only when a route name is first seen).
     fn take_rate(&self, route: &str, limit: u32) -> bool {
-        let second = crate::util::now_ms() as u64 / 1000;
-        let Ok(mut rates) = self.rates.lock() else {
-            return false;
-        };
-        let slot = rates.entry(route.to_string()).or_insert((second, 0));
-        if slot.0 != second {
-            *slot = (second, 0);
+        let second = self.skips.clock.now_secs();
+        if let Some(window) = self.rates.load().get(route) {
+            return window.take(second, limit);
         }
-        if slot.1 >= limit {
-            return false;
+        let window = Arc::new(PerSecond::default());
+        self.rates.rcu(|rates| {
+            let mut rates = HashMap::clone(rates);
+            rates
+                .entry(Box::from(route))
+                .or_insert_with(|| window.clone());
+            rates
+        });
+        match self.rates.load().get(route) {
+            Some(window) => window.take(second, limit),
+            None => false,
         }
-        slot.1 += 1;
-        true
     }
 
     /// Wait until every comparison enqueued so far has finished (bounded by `within`) and its
@@ -322,7 +326,7 @@ impl Shadower {
             }
         })
         .await;
-        if let Some(writer) = &self.writer {
+        if let Some(writer) = &self.skips.writer {
             writer.flush().await;
         }
     }
@@ -330,7 +334,7 @@ impl Shadower {
     /// At shutdown: let queued comparisons finish (up to 5 s), write their results, stop.
     pub async fn close(&self) {
         self.flush(Duration::from_secs(5)).await;
-        if let Some(worker) = self.worker.lock().ok().and_then(|mut w| w.take()) {
+        if let Some(worker) = self.worker.lock().take() {
             worker.abort();
         }
     }
@@ -351,13 +355,15 @@ pub fn noise_flag(counts: &crate::store::PathCounts) -> crate::store::NoiseFlag 
     }
 }
 
+// === impl ShadowTicket ===
+
 impl ShadowTicket {
     /// Enqueue the comparison and wrap the primary body so a bounded copy reaches it. When the
     /// queue is full the body is returned untouched and the skip counted.
     pub fn tee_primary(
         self,
         head: &http::response::Parts,
-        upstream: Incoming,
+        upstream: UpstreamBody,
         elapsed: Duration,
         served: Side,
     ) -> Body {
@@ -367,48 +373,42 @@ impl ShadowTicket {
             .rules
             .routes
             .get(self.job.route_index)
-            .map(|r| r.name.clone())
+            .map(|r| r.name.as_str())
             .unwrap_or_default();
-        let tenant = self.job.tenant.clone();
+        let tenant = self.job.tenant.as_deref();
         let primary_side = self.job.primary_side;
-        let skipped = |reason| {
-            record_skip(
-                &self.metrics,
-                self.writer.as_ref(),
-                &route,
-                tenant.as_deref(),
-                primary_side,
-                reason,
-            );
-        };
-        if served != self.job.primary_side {
+        if served != primary_side {
             // The primary fell back to legacy: comparing legacy with legacy means nothing.
-            skipped(skip::PRIMARY_INCOMPLETE);
+            self.skips
+                .record(route, tenant, primary_side, skip::PRIMARY_INCOMPLETE);
             return body::boxed(upstream);
         }
         self.pending.fetch_add(1, Ordering::AcqRel);
-        if let Err(error) = self.queue.try_send(self.job) {
-            self.pending.fetch_sub(1, Ordering::AcqRel);
-            skipped(match error {
-                mpsc::error::TrySendError::Full(_) => skip::QUEUE_FULL,
-                mpsc::error::TrySendError::Closed(_) => skip::DISABLED,
-            });
-            return body::boxed(upstream);
-        }
-        let (tee, copied) = Tee::new(upstream, self.max_body);
-        let status = head.status.as_u16();
-        let headers = head.headers.clone();
-        let capture = self.capture;
-        tokio::spawn(async move {
-            if let Ok(body) = copied.await {
-                let _ = capture.send(PrimaryCapture {
-                    status,
-                    headers,
-                    body,
-                    elapsed,
+        let reason = match self.queue.try_reserve() {
+            Ok(permit) => {
+                let (tee, copied) = Tee::new(upstream, self.max_body);
+                let status = head.status.as_u16();
+                let headers = head.headers.clone();
+                let capture = self.capture;
+                permit.send(self.job);
+                // The copy reaches the job when the client has read the whole body.
+                tokio::spawn(async move {
+                    if let Ok(body) = copied.await {
+                        let _ = capture.send(PrimaryCapture {
+                            status,
+                            headers,
+                            body,
+                            elapsed,
+                        });
+                    }
                 });
+                return body::boxed(tee);
             }
-        });
-        body::boxed(tee)
+            Err(mpsc::error::TrySendError::Full(())) => skip::QUEUE_FULL,
+            Err(mpsc::error::TrySendError::Closed(())) => skip::DISABLED,
+        };
+        self.pending.fetch_sub(1, Ordering::AcqRel);
+        self.skips.record(route, tenant, primary_side, reason);
+        body::boxed(upstream)
     }
 }

@@ -24,6 +24,8 @@
 
 mod audit;
 mod batch;
+mod classify;
+mod diffsets;
 mod histogram;
 mod history;
 mod report;
@@ -42,23 +44,23 @@ mod writer;
 mod tests;
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use sqlx::AnyPool;
 
 pub use audit::{AuditEntry, AuditFilter};
 pub use batch::BatchStats;
+pub use classify::PathRules;
 pub use histogram::{BIN_COUNT, LatencyHistogram, bin_bounds_ms, bin_index};
 pub use history::{GENERATIONS_KEPT, GenerationRecord, GenerationSummary};
 pub use report::{
-    Counts, DiffPath, LatencySummary, NoiseFlag, Parity, PathCounts, Report, ReportFilter,
-    ReportPolicy, RouteReport, ScopeReport, TenantReport, Verdict,
+    Counts, DEFAULT_NOISE_WINDOW_MS, DiffPath, LatencySummary, NoiseFlag, Parity, PathCounts,
+    Report, ReportFilter, ReportPolicy, RouteReport, ScopeReport, TenantReport, Verdict,
 };
 pub use retention::RetainStats;
 pub use samples::{DEFAULT_RESERVOIR_K, StoredSample};
 pub use shadow::{
     BUCKET_MS, DiffRecord, Outcome, SampleHeaders, SamplePair, SampleResponse, SelfCheck,
-    ShadowResult, bucket_floor, scrub_headers,
+    ShadowResult, SkipReason, bucket_floor, scrub_headers,
 };
 pub use stats::{Z95, wilson_interval};
 pub use timeline::{RouteTimeline, TimelinePoint};
@@ -145,14 +147,6 @@ impl Store {
         let (pool, backend) = schema::connect_lazy(&target)?;
         Ok(Store { pool, backend })
     }
-}
-
-/// Milliseconds since the Unix epoch, the store's one unit of time.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 /// Counts are `BIGINT` (signed) in the database; they are never negative.

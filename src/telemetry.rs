@@ -1,4 +1,4 @@
-//! Logs (tracing) and metrics (Prometheus text format, names from SPEC.md).
+//! Logs (tracing) and metrics (Prometheus text format; every metric is in docs/metrics.md).
 //!
 //! No metric carries a tenant label: tenants are unbounded, and a label per tenant would
 //! explode the series count of every scraper.
@@ -7,11 +7,14 @@ use std::sync::OnceLock;
 
 use crate::rules::Side;
 
+mod histogram;
+
+pub use histogram::LatencyHistogram;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 /// Start the tracing subscriber: `RUST_LOG` filters (default `info`), `SWITCHYARD_LOG=json`
@@ -71,22 +74,19 @@ pub struct ResultLabel {
     pub result: String,
 }
 
-fn duration_histogram() -> Histogram {
-    // 0.5 ms … ~16 s
-    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
-}
-
 /// Every metric Switchyard exports, registered once at start.
 pub struct Metrics {
     registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
-    pub duration: Family<RouteSide, Histogram, fn() -> Histogram>,
+    pub duration: Family<RouteSide, LatencyHistogram>,
     pub upstream_errors: Family<UpstreamError, Counter>,
     pub fallbacks: Family<RouteLabel, Counter>,
     pub shadow: Family<RouteResult, Counter>,
     pub shadow_skipped: Family<RouteReason, Counter>,
     pub reloads: Family<ResultLabel, Counter>,
     pub generation: Gauge<i64, AtomicU64Gauge>,
+    /// 1 while the config source answers (always for a file), 0 while its database does not.
+    pub source_up: Gauge<i64, AtomicU64Gauge>,
     pub guard_tripped: Family<RouteLabel, Counter>,
     pub store_dropped: Family<ResultLabel, Counter>,
 }
@@ -110,9 +110,7 @@ impl Metrics {
             "Requests served, by route, side and status class",
             requests.clone(),
         );
-        let duration = Family::<RouteSide, Histogram, fn() -> Histogram>::new_with_constructor(
-            duration_histogram as fn() -> Histogram,
-        );
+        let duration = Family::<RouteSide, LatencyHistogram>::default();
         registry.register(
             "request_duration_seconds",
             "Time to the response head, by route and side",
@@ -154,6 +152,12 @@ impl Metrics {
             "The rule generation in force",
             generation.clone(),
         );
+        let source_up = Gauge::<i64, AtomicU64Gauge>::default();
+        registry.register(
+            "config_source_up",
+            "1 while the config source answers, 0 while its database cannot be reached",
+            source_up.clone(),
+        );
         let guard_tripped = Family::<RouteLabel, Counter>::default();
         registry.register(
             "guard_tripped",
@@ -176,6 +180,7 @@ impl Metrics {
             shadow_skipped,
             reloads,
             generation,
+            source_up,
             guard_tripped,
             store_dropped,
         }
@@ -261,7 +266,7 @@ impl Metrics {
 pub struct RouteMetrics {
     route: String,
     requests: [[OnceLock<Counter>; 5]; 2],
-    duration: [OnceLock<Histogram>; 2],
+    duration: [OnceLock<LatencyHistogram>; 2],
 }
 
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
@@ -328,6 +333,7 @@ mod tests {
         m.shadow_skip("cards", "queue_full");
         m.reload("error");
         m.generation.set(3);
+        m.source_up.set(1);
         let text = m.render();
         for name in [
             "switchyard_requests_total{route=\"cards\",side=\"new\",status_class=\"2xx\"} 1",
@@ -337,6 +343,7 @@ mod tests {
             "switchyard_shadow_skipped_total{route=\"cards\",reason=\"queue_full\"} 1",
             "switchyard_config_reloads_total{result=\"error\"} 1",
             "switchyard_config_generation 3",
+            "switchyard_config_source_up 1",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }

@@ -2,7 +2,7 @@
 //! that can be swapped live, and client configs for `https://` origins (system roots, or a
 //! configured CA file).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Once};
 
 use arc_swap::ArcSwap;
@@ -22,27 +22,68 @@ pub fn install_provider() {
     });
 }
 
+/// Why a certificate, key or CA file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{}: {source}", path.display())]
+    Pem {
+        path: PathBuf,
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error("{}: no certificate found", path.display())]
+    NoCertificate { path: PathBuf },
+    #[error("{}: {source}", path.display())]
+    Rustls {
+        path: PathBuf,
+        #[source]
+        source: rustls::Error,
+    },
+    #[error("{} and {} do not match: {source}", cert.display(), key.display())]
+    KeyMismatch {
+        cert: PathBuf,
+        key: PathBuf,
+        #[source]
+        source: rustls::Error,
+    },
+}
+
+fn pem(path: &Path) -> impl Fn(rustls_pki_types::pem::Error) -> TlsError + '_ {
+    move |source| TlsError::Pem {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 /// Read a certificate chain and its private key from PEM files.
-pub fn load_certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, String> {
+pub fn load_certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
     install_provider();
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| format!("{}: {e}", cert.display()))?
+        .map_err(pem(cert))?
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("{}: {e}", cert.display()))?;
+        .map_err(pem(cert))?;
     if certs.is_empty() {
-        return Err(format!("{}: no certificate found", cert.display()));
+        return Err(TlsError::NoCertificate {
+            path: cert.to_path_buf(),
+        });
     }
-    let key_der =
-        PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(pem(key))?;
     let provider = aws_lc_rs::default_provider();
     let signing_key = provider
         .key_provider
         .load_private_key(key_der)
-        .map_err(|e| format!("{}: {e}", key.display()))?;
+        .map_err(|source| TlsError::Rustls {
+            path: key.to_path_buf(),
+            source,
+        })?;
     let certified = CertifiedKey::new(certs, signing_key);
     certified
         .keys_match()
-        .map_err(|e| format!("{} and {} do not match: {e}", cert.display(), key.display()))?;
+        .map_err(|source| TlsError::KeyMismatch {
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+            source,
+        })?;
     Ok(certified)
 }
 
@@ -84,18 +125,17 @@ pub fn server_config(resolver: Arc<CertResolver>) -> Arc<rustls::ServerConfig> {
 }
 
 /// A client config trusting `ca_file` when given, else the system roots.
-pub fn client_config(ca_file: Option<&Path>) -> Result<ClientConfig, String> {
+pub fn client_config(ca_file: Option<&Path>) -> Result<ClientConfig, TlsError> {
     install_provider();
     let mut roots = rustls::RootCertStore::empty();
     match ca_file {
         Some(path) => {
-            for cert in CertificateDer::pem_file_iter(path)
-                .map_err(|e| format!("{}: {e}", path.display()))?
-            {
-                let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
+            for cert in CertificateDer::pem_file_iter(path).map_err(pem(path))? {
+                let cert = cert.map_err(pem(path))?;
+                roots.add(cert).map_err(|source| TlsError::Rustls {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
             }
         }
         None => {

@@ -7,18 +7,24 @@
 //! tracked with the space-saving algorithm (Metwally et al.): a heavy hitter is never evicted
 //! by the long tail, and each count carries its maximum over-estimate (`error`).
 //!
-//! The request path calls [`Traffic::record`] once per request. Side counters are lock-free
-//! (one packed atomic per bucket: minute tag and count, so a bucket is reset and incremented
-//! in one compare-and-swap); the route table is an `ArcSwap` map copied only when a new route
-//! appears; only the tenant tracker takes a short per-route mutex.
+//! The request path calls [`Traffic::record`] once per request and never waits on a lock: side
+//! counters are lock-free (one packed atomic per bucket: minute tag and count, so a bucket is
+//! reset and incremented in one compare-and-swap); the route table is an `ArcSwap` map copied
+//! only when a new route appears; a tenant's hit goes into a bounded lock-free queue that a
+//! background task (and every read) folds into the busiest-tenant tables. Should the queue
+//! ever be full, the request that finds it so folds it in when nobody else is (a try-lock
+//! that never waits), and otherwise drops its own hit, counted in [`Traffic::dropped_hits`].
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use parking_lot::Mutex;
 
+use crate::clock::Clock;
 use crate::rules::Side;
 
 /// One-minute buckets kept per route and side: the longest window is one hour.
@@ -32,8 +38,10 @@ pub const MAX_ROUTES: usize = 4096;
 const TENANT_EPOCH_SECS: u64 = 30 * 60;
 const COUNT_MASK: u64 = 0xFFFF_FFFF;
 
-/// The time source, seconds since the Unix epoch (injectable for tests).
-pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+/// Tenant hits waiting to be folded into the tables; a few hundred milliseconds of traffic.
+const PENDING_HITS: usize = 8192;
+/// How often the background task folds pending hits in.
+const FOLD_EVERY: Duration = Duration::from_millis(200);
 
 /// Per-route traffic counters of one gateway process.
 pub struct Traffic {
@@ -41,10 +49,22 @@ pub struct Traffic {
     /// Serialises the copy-on-write of `routes` (rare: once per new route name).
     insert: Mutex<()>,
     clock: Clock,
+    hits: SyncSender<TenantHit>,
+    pending: Mutex<Receiver<TenantHit>>,
+    /// Tenant hits dropped because the queue was full and being folded by someone else.
+    dropped: AtomicU64,
+}
+
+/// One request of a tenant, on its way to the busiest-tenant table of its route.
+struct TenantHit {
+    route: Arc<RouteTraffic>,
+    tenant: Box<str>,
+    new: bool,
+    epoch: u64,
 }
 
 /// Requests per side over one window.
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SideCounts {
     pub legacy: u64,
     pub new: u64,
@@ -53,7 +73,7 @@ pub struct SideCounts {
 }
 
 /// Requests per side over the last 1, 15 and 60 minutes (the current minute included).
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Windows {
     #[serde(rename = "1m")]
     pub m1: SideCounts,
@@ -64,7 +84,7 @@ pub struct Windows {
 }
 
 /// One of a route's busiest tenants over the last 30–60 minutes (estimates, see `error`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TenantTraffic {
     pub tenant: String,
     /// Requests counted; over-estimates by at most `error`.
@@ -106,51 +126,86 @@ struct Entry {
 
 // === impl Traffic ===
 
-impl Default for Traffic {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Traffic {
-    /// Counters on the system clock.
-    pub fn new() -> Traffic {
-        Self::with_clock(Arc::new(|| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0)
-        }))
-    }
-
-    /// Counters on a given clock (seconds since the epoch).
-    pub fn with_clock(clock: Clock) -> Traffic {
+    /// Counters on `clock`. Call [`Traffic::spawn_folding`] from a runtime so tenant hits are
+    /// folded in the background; reads fold what is pending anyway.
+    pub fn new(clock: Clock) -> Traffic {
+        let (hits, pending) = sync_channel(PENDING_HITS);
         Traffic {
             routes: ArcSwap::from_pointee(HashMap::new()),
             insert: Mutex::new(()),
             clock,
+            hits,
+            pending: Mutex::new(pending),
+            dropped: AtomicU64::new(0),
         }
+    }
+
+    /// Fold pending tenant hits every [`FOLD_EVERY`] until `traffic` is dropped.
+    pub fn spawn_folding(traffic: &Arc<Traffic>) {
+        let weak: Weak<Traffic> = Arc::downgrade(traffic);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(FOLD_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(traffic) = weak.upgrade() else {
+                    return;
+                };
+                traffic.fold();
+            }
+        });
     }
 
     /// Count one request on `route`, decided for `side`, for `tenant` when one was found.
     pub fn record(&self, route: &str, side: Side, tenant: Option<&str>) {
-        let now = (self.clock)();
+        self.record_at(route, side, tenant, self.clock.now_secs());
+    }
+
+    /// [`Traffic::record`] for a request that arrived at `now` (seconds since the epoch): the
+    /// request path already read the clock.
+    pub fn record_at(&self, route: &str, side: Side, tenant: Option<&str>, now: u64) {
         let Some(counters) = self.route_or_insert(route) else {
             return;
         };
         if let Some(ring) = counters.sides.get(side_index(side)) {
             ring.add(now / 60);
         }
-        if let Some(tenant) = tenant
-            && let Ok(mut top) = counters.tenants.lock()
-        {
-            top.record(now / TENANT_EPOCH_SECS, tenant, side);
+        let Some(tenant) = tenant else { return };
+        let hit = TenantHit {
+            route: counters,
+            tenant: Box::from(tenant),
+            new: side == Side::New,
+            epoch: now / TENANT_EPOCH_SECS,
+        };
+        // A full queue: fold it now unless someone else is already doing so (then the hit
+        // is dropped and counted; busiest tenants are an estimate and say so).
+        if let Err(TrySendError::Full(hit)) = self.hits.try_send(hit) {
+            match self.pending.try_lock() {
+                Some(pending) => {
+                    fold_from(&pending);
+                    apply(hit);
+                }
+                None => {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         }
+    }
+
+    /// Fold every pending tenant hit into the tables.
+    fn fold(&self) {
+        fold_from(&self.pending.lock());
+    }
+
+    /// Tenant hits dropped so far (the queue was full while another fold ran).
+    pub fn dropped_hits(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 
     /// Requests per side on `route` over the last 1, 15 and 60 minutes.
     pub fn windows(&self, route: &str) -> Windows {
-        let minute = (self.clock)() / 60;
+        let minute = self.clock.now_secs() / 60;
         let routes = self.routes.load();
         let Some(counters) = routes.get(route) else {
             return Windows::default();
@@ -181,17 +236,16 @@ impl Traffic {
 
     /// Every tracked tenant of `route`, busiest first.
     pub fn tenants(&self, route: &str) -> Vec<TenantTraffic> {
-        let epoch = (self.clock)() / TENANT_EPOCH_SECS;
+        self.fold();
+        let epoch = self.clock.now_secs() / TENANT_EPOCH_SECS;
         let routes = self.routes.load();
         let Some(counters) = routes.get(route) else {
             return Vec::new();
         };
-        let merged = match counters.tenants.lock() {
-            Ok(mut top) => {
-                top.rotate(epoch);
-                top.merged()
-            }
-            Err(_) => return Vec::new(),
+        let merged = {
+            let mut top = counters.tenants.lock();
+            top.rotate(epoch);
+            top.merged()
         };
         let mut out: Vec<TenantTraffic> = merged
             .into_iter()
@@ -210,7 +264,7 @@ impl Traffic {
         if let Some(found) = self.routes.load().get(route) {
             return Some(found.clone());
         }
-        let _guard = self.insert.lock().ok()?;
+        let _guard = self.insert.lock();
         let current = self.routes.load_full();
         if let Some(found) = current.get(route) {
             return Some(found.clone());
@@ -231,6 +285,19 @@ impl Traffic {
         self.routes.store(Arc::new(next));
         Some(counters)
     }
+}
+
+fn fold_from(pending: &Receiver<TenantHit>) {
+    while let Ok(hit) = pending.try_recv() {
+        apply(hit);
+    }
+}
+
+fn apply(hit: TenantHit) {
+    hit.route
+        .tenants
+        .lock()
+        .record(hit.epoch, &hit.tenant, hit.new);
 }
 
 fn side_index(side: Side) -> usize {
@@ -297,9 +364,17 @@ impl TopTenants {
         self.epoch = epoch;
     }
 
-    fn record(&mut self, epoch: u64, tenant: &str, side: Side) {
+    fn record(&mut self, epoch: u64, tenant: &str, new: bool) {
+        // A hit folded late may belong to the half hour before: count it there or drop it.
+        if epoch + 1 == self.epoch {
+            self.previous.record(tenant, new);
+            return;
+        }
+        if epoch < self.epoch {
+            return;
+        }
         self.rotate(epoch);
-        self.current.record(tenant, side == Side::New);
+        self.current.record(tenant, new);
     }
 
     fn merged(&self) -> HashMap<String, Entry> {
@@ -364,11 +439,11 @@ impl SpaceSaving {
 mod tests {
     use super::*;
 
-    fn clocked(start: u64) -> (Traffic, Arc<AtomicU64>) {
-        let now = Arc::new(AtomicU64::new(start));
-        let read = now.clone();
-        let traffic = Traffic::with_clock(Arc::new(move || read.load(Ordering::SeqCst)));
-        (traffic, now)
+    /// Traffic on a manual clock, and a setter of the time in seconds.
+    fn clocked(start: u64) -> (Traffic, impl Fn(u64)) {
+        let (clock, hand) = Clock::manual(i64::try_from(start * 1000).unwrap());
+        let set = move |secs: u64| hand.set_ms(i64::try_from(secs * 1000).unwrap());
+        (Traffic::new(clock), set)
     }
 
     #[test]
@@ -383,7 +458,7 @@ mod tests {
         assert_eq!((w.m1.legacy, w.m1.new), (1, 3));
         assert_eq!(w.m1.new_share, Some(0.75));
 
-        now.store(start + 10 * 60, Ordering::SeqCst);
+        now(start + 10 * 60);
         t.record("cards", Side::Legacy, Some("globex"));
         let w = t.windows("cards");
         assert_eq!((w.m1.legacy, w.m1.new), (1, 0));
@@ -391,13 +466,13 @@ mod tests {
         assert_eq!((w.h1.legacy, w.h1.new), (2, 3));
 
         // 20 minutes later the first minute left the 15-minute window, not the hour.
-        now.store(start + 20 * 60, Ordering::SeqCst);
+        now(start + 20 * 60);
         let w = t.windows("cards");
         assert_eq!((w.m15.legacy, w.m15.new), (1, 0));
         assert_eq!((w.h1.legacy, w.h1.new), (2, 3));
 
         // The ring wraps after an hour: a bucket reused for a new minute starts from zero.
-        now.store(start + 60 * 60, Ordering::SeqCst);
+        now(start + 60 * 60);
         t.record("cards", Side::New, None);
         let w = t.windows("cards");
         assert_eq!((w.h1.legacy, w.h1.new), (1, 1));
@@ -431,23 +506,23 @@ mod tests {
         let start = 1_800_000_000 / TENANT_EPOCH_SECS * TENANT_EPOCH_SECS;
         let (t, now) = clocked(start);
         t.record("cards", Side::New, Some("acme"));
-        now.store(start + TENANT_EPOCH_SECS, Ordering::SeqCst);
+        now(start + TENANT_EPOCH_SECS);
         t.record("cards", Side::New, Some("acme"));
         t.record("cards", Side::Legacy, Some("globex"));
         let top = t.busiest("cards", 10);
         assert_eq!(top[0].tenant, "acme");
         assert_eq!(top[0].requests, 2, "previous half hour still counted");
-        now.store(start + 2 * TENANT_EPOCH_SECS, Ordering::SeqCst);
+        now(start + 2 * TENANT_EPOCH_SECS);
         let top = t.busiest("cards", 10);
         assert_eq!(top.len(), 2);
         assert_eq!(top[0].requests, 1, "the first half hour dropped");
-        now.store(start + 5 * TENANT_EPOCH_SECS, Ordering::SeqCst);
+        now(start + 5 * TENANT_EPOCH_SECS);
         assert!(t.busiest("cards", 10).is_empty(), "a long gap forgets all");
     }
 
     #[test]
     fn concurrent_records_are_all_counted() {
-        let t = Arc::new(Traffic::new());
+        let t = Arc::new(Traffic::new(Clock::system()));
         let threads: Vec<_> = (0..4)
             .map(|i| {
                 let t = t.clone();
@@ -465,6 +540,7 @@ mod tests {
         let w = t.windows("cards");
         // The test may straddle a minute boundary: the 15-minute window holds both.
         assert_eq!(w.m15.legacy + w.m15.new, 20_000);
-        assert_eq!(t.busiest("cards", 1)[0].requests, 20_000);
+        // Tenant hits are exact unless the queue overflowed while another thread folded it.
+        assert_eq!(t.busiest("cards", 1)[0].requests + t.dropped_hits(), 20_000);
     }
 }

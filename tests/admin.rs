@@ -224,7 +224,7 @@ async fn a_rollout_moves_the_tenant_rewrites_the_file_and_survives_a_restart() {
         e["after"],
         json!({"state": "rollout", "percent": 0.0, "tenants": ["acme", "globex"], "exclude": ["initech"]})
     );
-    let now = switchyard::util::now_ms();
+    let now = switchyard::clock::Clock::system().now_ms();
     assert!((now - 60_000..=now).contains(&e["at_ms"].as_i64().unwrap()));
     gw.shutdown().await;
 }

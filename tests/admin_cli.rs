@@ -147,6 +147,39 @@ async fn the_binary_rolls_out_audits_and_fails_in_one_line() {
 }
 
 #[tokio::test]
+async fn side_and_state_flags_take_the_api_spellings_and_fail_in_one_line() {
+    // Refused while parsing the command line: the closed port is never called.
+    let admin = ["--admin", "http://127.0.0.1:1"];
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["rollout", "cards", "--tenant", "acme", "--side", "up"],
+            "switchyard: --side must be legacy or new, not up\n",
+        ),
+        (
+            &["rollout", "cards", "--state", "off"],
+            "switchyard: --state must be legacy, rollout or new, not off\n",
+        ),
+        (
+            &["override-token", "--config", "gw.toml", "--side", "New"],
+            "switchyard: --side must be legacy or new, not New\n",
+        ),
+    ];
+    for (args, line) in cases {
+        let args = if args[0] == "rollout" {
+            [args, &admin[..]].concat()
+        } else {
+            args.to_vec()
+        };
+        let (code, out, err) = cli(&args, Some(WRITE)).await;
+        assert_eq!(
+            (code, out.as_str(), err.as_str()),
+            (1, "", line),
+            "{args:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn the_client_library_rewrites_the_file_keeping_comments() {
     let (gw, _l, _n) = admin_gateway("", "").await;
     let client =
@@ -363,7 +396,7 @@ async fn a_signed_override_picks_the_side_and_never_reaches_the_upstream() {
         ("override.key", b"tester-secret-0123456789\n"),
     ];
     let gw = TestGateway::start_with(&text, &files, false).await;
-    let expires = switchyard::util::now_ms() as u64 / 1000 + 3600;
+    let expires = switchyard::clock::Clock::system().now_ms() as u64 / 1000 + 3600;
     let token = override_token::mint(b"tester-secret-0123456789", Side::New, expires);
     let forced = get(
         &gw.url("/api/cards/1"),

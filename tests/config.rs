@@ -164,12 +164,13 @@ impl Req {
     }
 
     pub fn decide(&self, rules: &RuleSet) -> Outcome {
-        self.decide_at(rules, SystemTime::now())
+        self.decide_at(rules, switchyard::clock::Clock::system().now())
     }
 }
 
 pub fn unix_now() -> u64 {
-    SystemTime::now()
+    switchyard::clock::Clock::system()
+        .now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)
         .as_secs()
@@ -194,7 +195,8 @@ fn demo_config_loads() {
     );
     let cards = rules.route("cards").unwrap();
     assert_eq!(cards.percent_bp, 2_500);
-    assert!(cards.shadow.is_some() && cards.compare.is_some());
+    let policy = cards.shadow.as_ref().unwrap();
+    assert!(!policy.compare.config().ignore.is_empty());
     // Decisions a demo user will try.
     assert_eq!(
         Req::get("/api/cards/1").tenant("acme").decide(&rules).side,
@@ -317,7 +319,9 @@ url = "sqlite://{dir}/switchyard.db"
         format!("sqlite://{}/switchyard.db", f.dir.path().display())
     );
     let cards = rules.route("cards").unwrap();
-    assert_eq!(cards.compare_at, Some((40, 11)));
+    let compare = cards.shadow.as_ref().unwrap().compare.config();
+    assert_eq!(compare.ignore, ["/generated_at", "/served_by", "/shadow"]);
+    assert_eq!(compare.unordered, ["/tags"]);
     assert_eq!(
         Req::get("/api/cards/1")
             .tenant("acme")

@@ -54,7 +54,7 @@ fn history(now_ms: i64) -> Vec<ShadowResult> {
                 at_ms: at_ms + i,
                 route: "cards".into(),
                 tenant: Some("acme".into()),
-                primary_side: "legacy".into(),
+                primary_side: switchyard::rules::Side::Legacy,
                 outcome: if mismatch {
                     Outcome::Mismatch
                 } else {
@@ -110,10 +110,10 @@ async fn the_dashboard_shows_matrix_verdict_and_diff_in_a_browser() {
     };
 
     let (gw, _l, _n) = report_gateway(MORE_ROUTES, &[]).await;
-    let store = gw.gw().proxy.store.as_ref().unwrap();
+    let store = gw.gw().store.as_ref().unwrap();
     inject(store).await;
     store
-        .write_shadow_batch(&history(switchyard::store::now_ms()), 0)
+        .write_shadow_batch(&history(switchyard::clock::Clock::system().now_ms()), 0)
         .await
         .unwrap();
     let traffic = &gw.gw().proxy.traffic;

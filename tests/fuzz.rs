@@ -13,8 +13,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use switchyard::clock::Clock;
 use switchyard::fuzzing::TARGETS;
 
 fn dir(kind: &str, target: &str) -> PathBuf {
@@ -167,12 +168,8 @@ fn env_number(name: &str) -> Option<u64> {
 
 #[test]
 fn mutation_run_finds_nothing() {
-    let seed = env_number("SWITCHYARD_FUZZ_SEED").unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1)
-    }) | 1;
+    let clock = Clock::system();
+    let seed = env_number("SWITCHYARD_FUZZ_SEED").unwrap_or_else(|| clock.now_ms() as u64) | 1;
     let runs = env_number("SWITCHYARD_FUZZ_RUNS").unwrap_or(300);
     let secs = env_number("SWITCHYARD_FUZZ_SECS");
     let only = std::env::var("SWITCHYARD_FUZZ_TARGET").ok();
@@ -188,12 +185,12 @@ fn mutation_run_finds_nothing() {
             .collect();
         seeds.push(Vec::new());
         let mut rng = Rng(seed ^ (name.len() as u64 * 0x9e37_79b9));
-        let started = Instant::now();
+        let started = clock.instant();
         let deadline = secs.map(|s| started + Duration::from_secs(s));
         let mut done = 0u64;
         loop {
             let finished = match deadline {
-                Some(deadline) => Instant::now() >= deadline,
+                Some(deadline) => clock.instant() >= deadline,
                 None => done >= runs,
             };
             if finished {

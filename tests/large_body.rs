@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use support::*;
-use switchyard::proxy::body as sbody;
+use switchyard::body as sbody;
 
 /// Resident set size of this process, in bytes (Linux).
 fn rss() -> u64 {
@@ -57,7 +57,13 @@ async fn large_bodies_stream_both_ways_with_flat_memory() {
         http::Response::new(generated(TOTAL))
     })
     .await;
-    let gw = TestGateway::start(&config(&upstream.url(), &upstream.url(), "")).await;
+    // The upstream answers once it has the whole GiB: its time to the response head is the
+    // upload's, so the 2 s of the test config would be a race on a busy machine.
+    let gw = TestGateway::start(
+        &config(&upstream.url(), &upstream.url(), "")
+            .replace("timeout = \"2s\"", "timeout = \"120s\""),
+    )
+    .await;
     let before = rss();
 
     let request = http::Request::post(gw.url("/upload"))

@@ -91,14 +91,17 @@ async fn an_invalid_edit_keeps_the_old_rules_serving() {
     let url = gw.url("/api/cards/1");
     let stop = Arc::new(AtomicBool::new(false));
     let failures = Arc::new(AtomicUsize::new(0));
+    let served = Arc::new(AtomicUsize::new(0));
     let load = {
-        let (url, stop, failures) = (url.clone(), stop.clone(), failures.clone());
+        let (url, stop, failures, served) =
+            (url.clone(), stop.clone(), failures.clone(), served.clone());
         tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 let answer = get(&url, &[("x-tenant-id", "globex")]).await;
                 if answer.status != 200 || answer.served_by() != "cards" {
                     failures.fetch_add(1, Ordering::Relaxed);
                 }
+                served.fetch_add(1, Ordering::Relaxed);
             }
         })
     };
@@ -129,7 +132,17 @@ async fn an_invalid_edit_keeps_the_old_rules_serving() {
     assert_eq!(live.load().generation, 1);
     let outcome = live.reload(Trigger::Admin).await;
     assert!(outcome.is_err());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Keep the load on for a good number of requests after the rejected reload.
+    let served = served.clone();
+    let after = served.load(Ordering::Relaxed) + 100;
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let served = served.clone();
+            async move { served.load(Ordering::Relaxed) >= after }
+        })
+        .await,
+        "the load stopped after the rejected reload"
+    );
     stop.store(true, Ordering::Relaxed);
     load.await.unwrap();
     assert_eq!(failures.load(Ordering::Relaxed), 0);
@@ -234,9 +247,12 @@ async fn a_configmap_symlink_swap_is_picked_up() {
     std::fs::write(root.join("..v1/gw.toml"), &b).unwrap();
     symlink("..v1", root.join("..data")).unwrap();
     symlink("..data/gw.toml", root.join("gw.toml")).unwrap();
-    let gateway = switchyard::server::Gateway::start(
+    let gateway = switchyard::gateway::Gateway::start(
         &root.join("gw.toml"),
-        switchyard::server::Options { watch: true },
+        switchyard::gateway::Options {
+            watch: true,
+            ..Default::default()
+        },
     )
     .await
     .unwrap();
@@ -283,7 +299,7 @@ async fn history_survives_a_restart_and_rollback_reaches_past_it() {
     gateway.unwrap().shutdown().await;
 
     let restarted =
-        switchyard::server::Gateway::start(&config, switchyard::server::Options::default())
+        switchyard::gateway::Gateway::start(&config, switchyard::gateway::Options::default())
             .await
             .unwrap();
     assert_eq!(

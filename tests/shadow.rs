@@ -7,10 +7,10 @@ mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::*;
-use switchyard::proxy::body;
+use switchyard::body;
 use switchyard::store::{Report, ReportFilter, ReportPolicy, Store};
 
 /// An upstream answering a fixed JSON document, with a hook to vary it per request number.
@@ -32,6 +32,21 @@ where
         }
     })
     .await
+}
+
+/// An upstream whose answers wait until the returned `Notify` is notified (then `{}`).
+async fn stuck_upstream() -> (Arc<tokio::sync::Notify>, Upstream) {
+    let release = Arc::new(tokio::sync::Notify::new());
+    let gate = release.clone();
+    let upstream = Upstream::start(move |_req| {
+        let gate = gate.clone();
+        async move {
+            gate.notified().await;
+            http::Response::new(body::full("{}"))
+        }
+    })
+    .await;
+    (release, upstream)
 }
 
 fn shadow_config(legacy: &str, new: &str, extra: &str) -> String {
@@ -174,31 +189,30 @@ async fn random_ids_are_noise_and_a_rare_real_difference_is_real() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_or_dead_shadow_sides_do_not_touch_the_primary() {
     let legacy = Upstream::json("legacy").await;
-    let slow = Upstream::start(|_req| async {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        http::Response::new(body::full("{}"))
-    })
-    .await;
+    // The shadow side answers nothing until every primary has been answered: a primary that
+    // waited on its shadow copy would never finish (no timing assumption involved).
+    let (release, stuck) = stuck_upstream().await;
     let gw = TestGateway::start(&shadow_config(
         &legacy.url(),
-        &slow.url(),
-        r#"shadow = { percent = 100, timeout = "2s" }"#,
+        &stuck.url(),
+        r#"shadow = { percent = 100, timeout = "5s" }"#,
     ))
     .await;
-    let started = Instant::now();
-    for i in 0..20 {
-        let a = get(
-            &gw.url(&format!("/api/cards/{i}")),
-            &[("x-tenant-id", "globex")],
-        )
-        .await;
-        assert_eq!(a.served_by(), "legacy");
-    }
-    let per_request = started.elapsed() / 20;
-    assert!(
-        per_request < Duration::from_millis(200),
-        "primary slowed to {per_request:?} by a 500 ms shadow"
-    );
+    let primaries = async {
+        for i in 0..20 {
+            let a = get(
+                &gw.url(&format!("/api/cards/{i}")),
+                &[("x-tenant-id", "globex")],
+            )
+            .await;
+            assert_eq!(a.served_by(), "legacy");
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), primaries)
+        .await
+        .expect("a primary waited on a shadow side that had not answered");
+    assert!(stuck.hits() > 0, "no shadow copy was sent");
+    release.notify_waiters();
     gw.shutdown().await;
 
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -324,17 +338,14 @@ compare = { redact = ["/owner/email"] }"#,
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overload_skips_and_counts_instead_of_waiting() {
     let legacy = Upstream::json("legacy").await;
-    let slow = Upstream::start(|_req| async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        http::Response::new(body::full("{}"))
-    })
-    .await;
-    let cfg = shadow_config(&legacy.url(), &slow.url(), "shadow = { percent = 100 }").replace(
+    // A shadow side that does not answer until released: the queue (2) and the one job in
+    // flight fill at once, and every later request must be skipped, not queued behind them.
+    let (release, stuck) = stuck_upstream().await;
+    let cfg = shadow_config(&legacy.url(), &stuck.url(), "shadow = { percent = 100 }").replace(
         "[store]",
         "[shadow]\nqueue = 2\nmax_in_flight = 1\n\n[store]",
     );
     let gw = TestGateway::start(&cfg).await;
-    let started = Instant::now();
     let mut tasks = Vec::new();
     for i in 0..40 {
         let url = gw.url(&format!("/api/cards/{i}"));
@@ -342,13 +353,15 @@ async fn overload_skips_and_counts_instead_of_waiting() {
             get(&url, &[("x-tenant-id", "globex")]).await.status
         }));
     }
-    for t in tasks {
-        assert_eq!(t.await.unwrap(), 200);
-    }
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "primaries waited on the shadow queue"
-    );
+    let primaries = async {
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), 200);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), primaries)
+        .await
+        .expect("primaries waited on the shadow queue");
+    release.notify_waiters();
     let metrics = gw.gw().metrics.render();
     let skipped: u64 = metrics
         .lines()

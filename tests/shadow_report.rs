@@ -55,7 +55,7 @@ fn path<'a>(route: &'a Value, pattern: &str) -> &'a Value {
 #[tokio::test]
 async fn the_report_reads_the_known_workload_exactly() {
     let (gw, _l, _n) = report_gateway("", &[]).await;
-    inject(gw.gw().proxy.store.as_ref().unwrap()).await;
+    inject(gw.gw().store.as_ref().unwrap()).await;
 
     let none = admin(&gw, "GET", "/admin/shadow/report", None, Value::Null).await;
     assert_eq!(none.status, 401);
@@ -195,7 +195,7 @@ async fn the_report_reads_the_known_workload_exactly() {
 #[tokio::test]
 async fn a_sample_is_shown_side_by_side_without_credentials() {
     let (gw, _l, _n) = report_gateway("", &[]).await;
-    inject(gw.gw().proxy.store.as_ref().unwrap()).await;
+    inject(gw.gw().store.as_ref().unwrap()).await;
     let report = read(&gw, "/admin/shadow/report?route=cards").await;
     let id = path(&report["routes"][0], "/price")["sample_ids"][0]
         .as_i64()
@@ -267,7 +267,7 @@ async fn a_sample_is_shown_side_by_side_without_credentials() {
 #[tokio::test]
 async fn what_if_drops_ignored_paths_and_changes_nothing() {
     let (gw, _l, _n) = report_gateway("", &[]).await;
-    inject(gw.gw().proxy.store.as_ref().unwrap()).await;
+    inject(gw.gw().store.as_ref().unwrap()).await;
     let config_before = std::fs::read_to_string(&gw.config).unwrap();
     let report_before = read(&gw, "/admin/shadow/report?route=cards").await["routes"].clone();
 
@@ -351,7 +351,7 @@ async fn what_if_drops_ignored_paths_and_changes_nothing() {
 #[tokio::test]
 async fn results_survive_a_restart() {
     let (mut gw, _l, _n) = report_gateway("", &[]).await;
-    inject(gw.gw().proxy.store.as_ref().unwrap()).await;
+    inject(gw.gw().store.as_ref().unwrap()).await;
     let before = read(&gw, "/admin/shadow/report?by_tenant=true").await["routes"].clone();
     assert_eq!(before[0]["compared"], 200);
     restart(&mut gw).await;
@@ -368,7 +368,7 @@ async fn without_a_store_shadow_reads_answer_503_and_the_dashboard_still_loads()
         &[("blocker", b"")],
     )
     .await;
-    assert!(gw.gw().proxy.store.is_none());
+    assert!(gw.gw().store.is_none());
     for (method, path, body) in [
         ("GET", "/admin/shadow/report", Value::Null),
         ("GET", "/admin/shadow/timeline", Value::Null),
@@ -457,7 +457,7 @@ fn args(list: &[&str], admin: &str) -> Vec<String> {
 #[tokio::test]
 async fn the_report_command_prints_table_json_markdown_and_a_sample() {
     let (gw, _l, _n) = report_gateway("", &[]).await;
-    inject(gw.gw().proxy.store.as_ref().unwrap()).await;
+    inject(gw.gw().store.as_ref().unwrap()).await;
     let url = format!("http://{}", gw.gw().admin);
 
     let (code, out, err) = cli(

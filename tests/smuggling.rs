@@ -628,47 +628,82 @@ async fn smuggling_corpus() {
     }
 }
 
-/// The bug this corpus started from: a chunk size that overflows, arriving after the request
-/// head was already forwarded on a streamed route, was answered 502 with hyper's error chain
-/// and counted against the upstream. It is a 400 that names no internals, and the upstream sees
-/// only an unfinished request, never a complete one, and no error is counted against it.
+/// The bug this corpus started from: a chunk size that overflows (or is not hex), arriving after
+/// the request head was already forwarded on a streamed route served by legacy, was answered
+/// 502 with hyper's error chain and counted against the upstream. It is a 400 with a JSON body
+/// that names no internals, the upstream sees only an unfinished request, never a complete one,
+/// and no error is counted against it.
 #[tokio::test]
 async fn a_bad_chunk_after_the_head_was_forwarded_is_still_the_clients_400() {
     let upstream = Recorder::start().await;
     let gw = gateway(&upstream).await;
-    for path in ["/other", "/api/cards/1"] {
-        let errors_before = upstream_errors(&gw);
-        let mut conn = Conn::open(gw.http).await;
-        let head =
-            format!("POST {path} HTTP/1.1\r\n{H}Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
-        assert!(conn.send(head.as_bytes()).await);
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        assert!(conn.send(b"FFFFFFFFFFFFFFFFFFFF\r\nx\r\n0\r\n\r\n").await);
-        let response = match conn.read(WAIT).await {
-            Read::Response(r) => r,
-            other => panic!("{path}: no answer: {other:?}"),
-        };
-        assert_eq!(response.status, 400, "{path}: {}", response.text());
-        let doc: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
-        assert_eq!(doc["kind"], "malformed_framing", "{path}");
-        for word in INTERNALS {
+    for bad in ["FFFFFFFFFFFFFFFFFFFF", "zz"] {
+        for path in ["/other", "/api/cards/1"] {
+            let label = format!("{bad} on {path}");
+            let errors_before = upstream_errors(&gw);
+            let hits_before = upstream.hits();
+            let mut conn = Conn::open(gw.http).await;
+            let head = format!(
+                "POST {path} HTTP/1.1\r\n{H}Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"
+            );
+            assert!(conn.send(head.as_bytes()).await);
+            if path == "/other" {
+                // Streamed to legacy: the bad chunk follows once legacy has the head.
+                wait_for(|| upstream.hits() > hits_before, &label).await;
+            }
+            let rest = format!("{bad}\r\nx\r\n0\r\n\r\n");
+            assert!(conn.send(rest.as_bytes()).await);
+            let response = match conn.read(WAIT).await {
+                Read::Response(r) => r,
+                other => panic!("{label}: no answer: {other:?}"),
+            };
+            assert_eq!(response.status, 400, "{label}: {}", response.text());
+            let doc: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+            if path == "/other" {
+                assert_eq!(doc["kind"], "malformed_body", "{label}");
+            } else {
+                // Buffered for a fallback: refused by the guard when both writes arrive in one
+                // read, else when the body fails; a 400 of the client's either way.
+                let kind = doc["kind"].as_str().unwrap_or("");
+                assert!(
+                    ["malformed_body", "malformed_framing"].contains(&kind),
+                    "{label}: {doc}"
+                );
+            }
+            for word in INTERNALS {
+                assert!(
+                    !response.text().contains(word),
+                    "{label}: {}",
+                    response.text()
+                );
+            }
+            assert!(conn.closed_within(WAIT).await, "{label}: left open");
+            assert_eq!(upstream_errors(&gw), errors_before, "{label}: counted");
             assert!(
-                !response.text().contains(word),
-                "{path}: {}",
-                response.text()
+                upstream
+                    .requests()
+                    .iter()
+                    .all(|r| r.target != path || r.body.is_err()),
+                "{label}: the upstream got a complete request: {:?}",
+                upstream.requests()
             );
         }
-        assert!(conn.closed_within(WAIT).await, "{path}: left open");
-        assert_eq!(upstream_errors(&gw), errors_before, "{path}: counted");
-        assert!(
-            upstream.requests().iter().all(|r| r.body.is_err()),
-            "{path}: the upstream got a complete request: {:?}",
-            upstream.requests()
-        );
     }
     // The origin was not ejected: the next request is served.
     assert_eq!(get(&gw.url("/other"), &[]).await.status, 200);
     gw.shutdown().await;
+}
+
+/// Wait (yielding, no timer) until `ready`, for at most [`WAIT`].
+async fn wait_for(ready: impl Fn() -> bool, label: &str) {
+    let deadline = switchyard::clock::Clock::system().instant() + WAIT;
+    while !ready() {
+        assert!(
+            switchyard::clock::Clock::system().instant() < deadline,
+            "{label}: never ready"
+        );
+        tokio::task::yield_now().await;
+    }
 }
 
 // === HTTP/2 → HTTP/1 downgrade ===
@@ -965,14 +1000,7 @@ async fn an_h2_length_mismatch_after_the_head_was_forwarded_is_still_the_clients
         assert!(h2.data(id, b"hello", false).await);
         if path == "/other" {
             // Streamed: wait until the upstream has the head before the stream goes wrong.
-            let deadline = tokio::time::Instant::now() + WAIT;
-            while upstream.hits() == hits_before && tokio::time::Instant::now() < deadline {
-                tokio::task::yield_now().await;
-            }
-            assert!(
-                upstream.hits() > hits_before,
-                "{path}: the head was not forwarded"
-            );
+            wait_for(|| upstream.hits() > hits_before, path).await;
         }
         assert!(h2.data(id, b"", true).await);
         let outcome = h2.outcome(id, WAIT).await;
@@ -1000,5 +1028,6 @@ async fn an_h2_length_mismatch_after_the_head_was_forwarded_is_still_the_clients
         h2_follow_up(&mut h2, id, path).await;
         id += 2;
     }
+    drop(h2);
     gw.shutdown().await;
 }

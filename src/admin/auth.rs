@@ -86,7 +86,7 @@ pub async fn require_token(
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let snapshot = state.proxy.live.load();
+    let snapshot = state.live.load();
     let caller = authenticate(request.headers(), &snapshot.rules.admin.tokens)?;
     drop(snapshot);
     if needed_role(request.method(), request.uri().path()) == Role::Write

@@ -1,12 +1,17 @@
 //! The one table from an admin API failure to its answer: status code and JSON body
-//! `{error, kind, status}` (plus `errors` with every config error for a rejected change).
+//! [`ErrorBody`] `{error, kind, status}` (plus `errors` with every config error for a rejected
+//! change).
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::api::{ErrorBody, ErrorKind};
 use crate::config::edit::EditError;
+use crate::config::source::SourceError;
+use crate::fleet::WriteRefused;
 use crate::live::ReloadError;
+use crate::snapshot::BuildError;
 
 /// Why an admin call failed.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +36,14 @@ pub enum ApiError {
         "nothing changed: the config file on disk is not the text of the running generation (edited and not loaded, or another change came first); reload or fix the file, then retry"
     )]
     Conflict,
+    /// A newer revision of the shared document than the one the change was computed from.
+    #[error(
+        "nothing changed: revision {newest} of the shared config is newer than revision {based_on} this change was computed from (another change came first, or this replica refused revision {newest}: see GET /admin/status); re-read and retry"
+    )]
+    Moved { based_on: u64, newest: u64 },
+    /// The config source's database cannot be reached: writes wait until it is back.
+    #[error("{0}")]
+    SourceUnavailable(String),
     #[error(
         "audit store unavailable: writes are refused because they could not be audited (see the gateway log; reads and traffic are unaffected)"
     )]
@@ -63,29 +76,45 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Conflict => StatusCode::CONFLICT,
-            ApiError::StoreUnavailable | ApiError::ShadowStoreUnavailable => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::Conflict | ApiError::Moved { .. } => StatusCode::CONFLICT,
+            ApiError::StoreUnavailable
+            | ApiError::ShadowStoreUnavailable
+            | ApiError::SourceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::AuditFailed { .. } | ApiError::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         }
     }
 
-    /// Short machine-readable kind for the JSON body.
-    pub fn kind(&self) -> &'static str {
+    /// The machine-readable kind of the JSON body.
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            ApiError::Unauthorized(_) => "unauthorized",
-            ApiError::Forbidden { .. } => "forbidden",
-            ApiError::BodyTooLarge { .. } => "body_too_large",
-            ApiError::BadRequest(_) => "bad_request",
-            ApiError::NotFound(_) => "not_found",
-            ApiError::Invalid(_) => "invalid_config",
-            ApiError::Conflict => "conflict",
-            ApiError::StoreUnavailable | ApiError::ShadowStoreUnavailable => "store_unavailable",
-            ApiError::AuditFailed { .. } => "audit_failed",
-            ApiError::Internal(_) => "internal",
+            ApiError::Unauthorized(_) => ErrorKind::Unauthorized,
+            ApiError::Forbidden { .. } => ErrorKind::Forbidden,
+            ApiError::BodyTooLarge { .. } => ErrorKind::BodyTooLarge,
+            ApiError::BadRequest(_) => ErrorKind::BadRequest,
+            ApiError::NotFound(_) => ErrorKind::NotFound,
+            ApiError::Invalid(_) => ErrorKind::InvalidConfig,
+            ApiError::Conflict | ApiError::Moved { .. } => ErrorKind::Conflict,
+            ApiError::SourceUnavailable(_) => ErrorKind::SourceUnavailable,
+            ApiError::StoreUnavailable | ApiError::ShadowStoreUnavailable => {
+                ErrorKind::StoreUnavailable
+            }
+            ApiError::AuditFailed { .. } => ErrorKind::AuditFailed,
+            ApiError::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// The JSON body the caller receives.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: self.to_string(),
+            kind: self.kind(),
+            status: self.status().as_u16(),
+            errors: match self {
+                ApiError::Invalid(errors) => Some(errors.clone()),
+                _ => None,
+            },
         }
     }
 }
@@ -93,17 +122,33 @@ impl ApiError {
 impl From<ReloadError> for ApiError {
     fn from(error: ReloadError) -> Self {
         match error {
-            ReloadError::Config(errors) => {
-                ApiError::Invalid(errors.to_string().lines().map(str::to_owned).collect())
+            // Config errors, and upstream clients built from the config: the text's fault.
+            ReloadError::Build(BuildError::Config(errors)) => {
+                ApiError::Invalid(errors.0.iter().map(ToString::to_string).collect())
             }
-            // Upstream pools and compare rules are built from the config: still its fault.
-            ReloadError::Build(message) => ApiError::Invalid(vec![message]),
+            ReloadError::Build(error @ BuildError::Pool(_)) => {
+                ApiError::Invalid(vec![error.to_string()])
+            }
             ReloadError::Conflict => ApiError::Conflict,
+            ReloadError::Moved { based_on, newest } => ApiError::Moved { based_on, newest },
+            ReloadError::Source(error @ SourceError::Unavailable(_)) => {
+                ApiError::SourceUnavailable(format!(
+                    "nothing changed: {error}; writes are refused until it is back (traffic and reads go on)"
+                ))
+            }
             ReloadError::UnknownGeneration(g) => ApiError::NotFound(format!(
                 "generation {g} is not in the history (see GET /admin/history)"
             )),
-            ReloadError::Io { .. } => ApiError::Internal(error.to_string()),
+            ReloadError::Source(_) | ReloadError::Compiler(_) => {
+                ApiError::Internal(error.to_string())
+            }
         }
+    }
+}
+
+impl From<WriteRefused> for ApiError {
+    fn from(error: WriteRefused) -> Self {
+        ApiError::SourceUnavailable(error.to_string())
     }
 }
 
@@ -129,15 +174,7 @@ impl From<crate::store::StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let mut body = serde_json::json!({
-            "error": self.to_string(),
-            "kind": self.kind(),
-            "status": status.as_u16(),
-        });
-        if let ApiError::Invalid(errors) = &self {
-            body["errors"] = serde_json::json!(errors);
-        }
-        let mut response = (status, Json(body)).into_response();
+        let mut response = (status, Json(self.body())).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -156,6 +193,13 @@ mod tests {
     fn statuses() {
         assert_eq!(ApiError::Conflict.status(), 409);
         assert_eq!(ApiError::StoreUnavailable.status(), 503);
+        assert_eq!(ApiError::SourceUnavailable("down".into()).status(), 503);
+        let moved = ApiError::Moved {
+            based_on: 4,
+            newest: 5,
+        };
+        assert_eq!(moved.status(), 409);
+        assert!(moved.to_string().contains("revision 5"), "{moved}");
         assert_eq!(ApiError::Invalid(vec![]).status(), 422);
         assert_eq!(ApiError::BodyTooLarge { limit: 1 }.status(), 413);
         let forbidden = ApiError::Forbidden {

@@ -3,8 +3,9 @@
 //! says which tenants would move and what share of the last hour's traffic that is.
 //!
 //! The change is applied to the config text of the generation in force (`config_edit`),
-//! then goes through `Live::write_and_reload_from`: validated whole, written atomically,
-//! swapped — or refused with the loader's errors (422) or a conflict (409), changing nothing.
+//! then goes through `Live::write_and_load`: validated whole (the same build as any reload),
+//! written with compare-and-set, swapped — or refused with the loader's errors (422) or a
+//! conflict (409), changing nothing.
 //!
 //! Who moves: every tenant the config knows (directory, `[tenants.<id>]`, route lists) and
 //! every tenant among the route's busiest in recent traffic, each decided under the old and
@@ -12,54 +13,27 @@
 //! sticky bucket).
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Extension, State};
 use axum::http::Uri;
-use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::api::audit_entry;
-use super::{AdminJson, AdminState, ApiError, Caller, query};
-use crate::config;
+use super::{AdminJson, AdminState, ApiError, Caller, Write, query};
+use crate::api::{
+    Basis, ChangedRules, Moves, RolloutQuery, RolloutRequest, RolloutResponse, RolloutResult,
+    RouteRules, Scope, TenantRules,
+};
 use crate::config::edit::{self as config_edit, Change, RouteChange};
+use crate::config::source::Author;
 use crate::live::{ReloadOutcome, Snapshot, Trigger};
 use crate::rules::{self, Route, RouteState, RuleSet, Side, StickyKey};
+use crate::snapshot::Candidate;
 use crate::traffic::Traffic;
 
 /// Moved tenants listed per direction and route (the counts are always whole).
 const MOVED_LIST_LIMIT: usize = 1000;
-
-/// The body of `POST /admin/rollout`. Removals apply before additions.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RolloutRequest {
-    pub route: Option<String>,
-    /// With `side`: put this tenant on that side (route scope: `tenants`/`exclude` lists;
-    /// tenant scope: `[tenants.<id>] side`).
-    pub tenant: Option<String>,
-    pub side: Option<String>,
-    /// `"route"` (default) or `"tenant"`.
-    pub scope: Option<String>,
-    pub tenants_add: Vec<String>,
-    pub tenants_remove: Vec<String>,
-    pub exclude_add: Vec<String>,
-    pub exclude_remove: Vec<String>,
-    /// 0..=100.
-    pub percent: Option<f64>,
-    pub state: Option<String>,
-    pub reason: Option<String>,
-    /// Same as `?dry_run=true`.
-    pub dry_run: bool,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct RolloutQuery {
-    dry_run: Option<String>,
-}
 
 /// A validated request: the text change and what it is about.
 struct Plan {
@@ -70,39 +44,19 @@ struct Plan {
     named: Vec<String>,
 }
 
-/// The rules after the change: the new snapshot, or a compiled candidate (dry run).
+/// The rules after the change: the new snapshot, or a built candidate (dry run).
 enum After {
     Snapshot(Arc<Snapshot>),
-    Candidate(Box<RuleSet>),
+    Candidate(Box<Candidate>),
 }
 
 impl After {
     fn rules(&self) -> &RuleSet {
         match self {
             After::Snapshot(s) => &s.rules,
-            After::Candidate(r) => r,
+            After::Candidate(c) => &c.rules,
         }
     }
-}
-
-/// Tenants that change sides on one route.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Moves {
-    pub route: String,
-    pub to_new_count: usize,
-    pub to_legacy_count: usize,
-    /// Sorted; at most [`MOVED_LIST_LIMIT`].
-    pub to_new: Vec<String>,
-    pub to_legacy: Vec<String>,
-    /// Requests on the route over the last hour.
-    pub requests_1h: u64,
-    /// Of those, requests that would have been served by the other side after the change.
-    pub moving_requests_1h: u64,
-    /// `moving / requests`; `None` without traffic.
-    pub share_1h: Option<f64>,
-    /// `side_counters` (exact: a whole side moves) or `busiest_tenants` (a lower bound: only
-    /// tenants tracked among the route's busiest are counted).
-    pub basis: &'static str,
 }
 
 // === the handler ===
@@ -113,47 +67,49 @@ pub async fn rollout(
     Extension(caller): Extension<Caller>,
     uri: Uri,
     AdminJson(request): AdminJson<RolloutRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RolloutResponse>, ApiError> {
     let q: RolloutQuery = query(&uri)?;
     let dry_run = request.dry_run || parse_flag(q.dry_run.as_deref())?;
-    state.store()?;
-    let _write = state.writes.lock().await;
-    let live = &state.proxy.live;
+    let write = if dry_run { Write::DryRun } else { Write::Edit };
+    let _write = state.begin_write(write).await?;
+    let live = &state.live;
     let before = live.load();
     let plan = plan(&request, &before.rules)?;
     let text = config_edit::apply(&before.text, &plan.change)?;
-    let path = live.path().to_path_buf();
 
     let (result, after, generation) = if dry_run {
-        let candidate = compile(text, path).await?;
-        ("dry_run", After::Candidate(Box::new(candidate)), None)
+        let candidate = live.candidate(text).await?;
+        (
+            RolloutResult::DryRun,
+            After::Candidate(Box::new(candidate)),
+            None,
+        )
     } else if text == *before.text {
         (
-            "unchanged",
+            RolloutResult::Unchanged,
             After::Snapshot(before.clone()),
             Some(before.generation),
         )
     } else {
-        let outcome = live
-            .write_and_reload_from(before.generation, text.clone(), Trigger::Admin)
+        // The snapshot this write validated and put in force describes the change, even when
+        // another reload follows it at once.
+        let author = Author {
+            name: Some(caller.name.clone()),
+            reason: request.reason.clone(),
+        };
+        let (outcome, now) = live
+            .write_and_load_as(Some(before.generation), text, Trigger::Admin, &author)
             .await?;
-        let now = live.load();
-        // Another reload may already have followed ours: describe what this change produced.
-        let after = if now.generation == outcome.generation() {
-            After::Snapshot(now)
-        } else {
-            After::Candidate(Box::new(compile(text, path).await?))
-        };
         let result = match outcome {
-            ReloadOutcome::Applied { .. } => "applied",
-            ReloadOutcome::Unchanged { .. } => "unchanged",
+            ReloadOutcome::Applied { .. } => RolloutResult::Applied,
+            ReloadOutcome::Unchanged { .. } => RolloutResult::Unchanged,
         };
-        (result, after, Some(outcome.generation()))
+        (result, After::Snapshot(now), Some(outcome.generation()))
     };
 
     let (before_doc, after_doc) = describe(&plan.change, &before.rules, after.rules());
     let note = note(&plan.change, after.rules());
-    let traffic = state.proxy.traffic.clone();
+    let traffic = state.traffic.clone();
     let before_snapshot = before.clone();
     let change = plan.change.clone();
     let named = plan.named.clone();
@@ -176,25 +132,25 @@ pub async fn rollout(
         &caller,
         "rollout",
         &plan.target,
-        before_doc.clone(),
-        after_doc.clone(),
+        &before_doc,
+        &after_doc,
         request.reason.clone(),
         generation,
         dry_run,
-    );
+    )?;
     let audit_id = state.audit(entry).await?;
-    Ok(Json(json!({
-        "result": result,
-        "dry_run": dry_run,
-        "target": plan.target,
-        "generation": generation,
-        "previous_generation": before.generation,
-        "before": before_doc,
-        "after": after_doc,
-        "moves": moves,
-        "note": note,
-        "audit_id": audit_id,
-    })))
+    Ok(Json(RolloutResponse {
+        result,
+        dry_run,
+        target: plan.target,
+        generation,
+        previous_generation: before.generation,
+        before: before_doc,
+        after: after_doc,
+        moves,
+        note,
+        audit_id,
+    }))
 }
 
 fn parse_flag(value: Option<&str>) -> Result<bool, ApiError> {
@@ -207,26 +163,11 @@ fn parse_flag(value: Option<&str>) -> Result<bool, ApiError> {
     }
 }
 
-async fn compile(text: String, path: PathBuf) -> Result<RuleSet, ApiError> {
-    tokio::task::spawn_blocking(move || config::load_str(&text, &path))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|errors| {
-            ApiError::Invalid(errors.to_string().lines().map(str::to_owned).collect())
-        })
-}
-
 // === validation ===
 
 fn plan(request: &RolloutRequest, rules: &RuleSet) -> Result<Plan, ApiError> {
     let bad = |m: &str| Err(ApiError::BadRequest(m.to_owned()));
-    let side = match request.side.as_deref() {
-        None => None,
-        Some(s) => match Side::parse(s) {
-            Some(side) => Some(side),
-            None => return bad("side must be legacy or new"),
-        },
-    };
+    let side = request.side;
     let mut named: Vec<String> = request.tenant.iter().cloned().collect();
     for list in [
         &request.tenants_add,
@@ -244,8 +185,8 @@ fn plan(request: &RolloutRequest, rules: &RuleSet) -> Result<Plan, ApiError> {
     if request.tenant.is_some() != side.is_some() {
         return bad("tenant and side go together: {\"tenant\": \"acme\", \"side\": \"new\"}");
     }
-    match request.scope.as_deref() {
-        Some("tenant") => {
+    match request.scope.unwrap_or_default() {
+        Scope::Tenant => {
             let (Some(tenant), Some(side)) = (&request.tenant, side) else {
                 return bad("scope tenant needs tenant and side");
             };
@@ -267,12 +208,7 @@ fn plan(request: &RolloutRequest, rules: &RuleSet) -> Result<Plan, ApiError> {
                 named,
             });
         }
-        None | Some("route") => {}
-        Some(other) => {
-            return Err(ApiError::BadRequest(format!(
-                "scope must be route or tenant, not {other:?}"
-            )));
-        }
+        Scope::Route => {}
     }
     let Some(route) = request.route.clone() else {
         return bad("route is required (or scope \"tenant\" with tenant and side)");
@@ -284,20 +220,13 @@ fn plan(request: &RolloutRequest, rules: &RuleSet) -> Result<Plan, ApiError> {
             names.join(", ")
         )));
     }
-    let state = match request.state.as_deref() {
-        None => None,
-        Some(s) => match RouteState::parse(s) {
-            Some(state) => Some(state),
-            None => return bad("state must be legacy, rollout or new"),
-        },
-    };
     let mut change = RouteChange {
         tenants_add: request.tenants_add.clone(),
         tenants_remove: request.tenants_remove.clone(),
         exclude_add: request.exclude_add.clone(),
         exclude_remove: request.exclude_remove.clone(),
         percent: request.percent,
-        state,
+        state: request.state,
     };
     // One tenant to one side: listed and not excluded, or excluded and not listed, so the
     // tenant lands on that side whatever the bucket or a cohort says.
@@ -332,26 +261,29 @@ fn plan(request: &RolloutRequest, rules: &RuleSet) -> Result<Plan, ApiError> {
 
 // === before → after ===
 
-/// The fields of a route that a rollout changes, as the audit log and the API show them.
-pub(super) fn route_rules(route: &Route) -> Value {
-    json!({
-        "state": route.state,
-        "percent": f64::from(route.percent_bp) / 100.0,
-        "tenants": route.tenants,
-        "exclude": route.exclude,
-    })
-}
-
-fn describe(change: &Change, before: &RuleSet, after: &RuleSet) -> (Value, Value) {
+fn describe(
+    change: &Change,
+    before: &RuleSet,
+    after: &RuleSet,
+) -> (Option<ChangedRules>, Option<ChangedRules>) {
     match change {
-        Change::Route { route, .. } => (
-            before.route(route).map(route_rules).unwrap_or(Value::Null),
-            after.route(route).map(route_rules).unwrap_or(Value::Null),
-        ),
-        Change::TenantSide { tenant, .. } => (
-            json!({"tenant": tenant, "side": before.tenant_side(tenant)}),
-            json!({"tenant": tenant, "side": after.tenant_side(tenant)}),
-        ),
+        Change::Route { route, .. } => {
+            let rules = |set: &RuleSet| {
+                set.route(route)
+                    .map(RouteRules::of)
+                    .map(ChangedRules::Route)
+            };
+            (rules(before), rules(after))
+        }
+        Change::TenantSide { tenant, .. } => {
+            let rules = |set: &RuleSet| {
+                Some(ChangedRules::Tenant(TenantRules {
+                    tenant: tenant.clone(),
+                    side: set.tenant_side(tenant),
+                }))
+            };
+            (rules(before), rules(after))
+        }
     }
 }
 
@@ -464,7 +396,7 @@ fn route_moves(
             RouteState::Legacy => hour.new,
             _ => hour.legacy,
         };
-        (moving, "side_counters")
+        (moving, Basis::SideCounters)
     } else {
         let tracked: HashMap<String, u64> = traffic
             .tenants(name)
@@ -477,7 +409,7 @@ fn route_moves(
             .filter_map(|t| tracked.get(t))
             .sum::<u64>()
             .min(requests_1h);
-        (moving, "busiest_tenants")
+        (moving, Basis::BusiestTenants)
     };
     let (to_new_count, to_legacy_count) = (to_new.len(), to_legacy.len());
     to_new.truncate(MOVED_LIST_LIMIT);

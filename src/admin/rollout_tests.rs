@@ -4,6 +4,8 @@
 
 use std::fmt::Write as _;
 
+use serde_json::{Value, json};
+
 use super::*;
 
 struct Fixture {
@@ -88,7 +90,8 @@ impl Fixture {
     }
 
     fn load(&self, text: &str) -> RuleSet {
-        config::load_str(text, &self.dir.path().join("gw.toml")).unwrap_or_else(|e| panic!("{e}"))
+        crate::config::load_str(text, &self.dir.path().join("gw.toml"))
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 }
 
@@ -151,7 +154,7 @@ fn a_percent_change_moves_exactly_the_tenants_crossing_the_boundary() {
         },
     );
     let after = f.load(&config_edit::apply(CONFIG, &change).unwrap());
-    let traffic = Traffic::new();
+    let traffic = Traffic::new(crate::clock::Clock::system());
     let crossing: Vec<String> = (0..300)
         .map(|i| format!("t-{i:04}"))
         .filter(|t| (3000..6000).contains(&rules::bucket("cards", t)))
@@ -191,7 +194,7 @@ fn a_percent_change_moves_exactly_the_tenants_crossing_the_boundary() {
     );
     assert_eq!((m.requests_1h, m.moving_requests_1h), (20, 8));
     assert_eq!(m.share_1h, Some(0.4));
-    assert_eq!(m.basis, "busiest_tenants");
+    assert_eq!(m.basis, Basis::BusiestTenants);
 }
 
 #[test]
@@ -206,7 +209,7 @@ fn a_kill_switch_moves_the_whole_new_side() {
         },
     );
     let after = f.load(&config_edit::apply(CONFIG, &change).unwrap());
-    let traffic = Traffic::new();
+    let traffic = Traffic::new(crate::clock::Clock::system());
     for _ in 0..3 {
         traffic.record("cards", Side::New, Some("acme"));
     }
@@ -217,7 +220,7 @@ fn a_kill_switch_moves_the_whole_new_side() {
     assert!(m.to_new.is_empty());
     assert_eq!(
         (m.requests_1h, m.moving_requests_1h, m.basis),
-        (4, 3, "side_counters")
+        (4, 3, Basis::SideCounters)
     );
 }
 
@@ -235,7 +238,7 @@ fn a_tenant_wide_cutover_lists_every_route_it_changes() {
         &after,
         &change,
         &["initech".into()],
-        &Traffic::new(),
+        &Traffic::new(crate::clock::Clock::system()),
     );
     // cards excludes initech, users is legacy by state, search is new already, files has no
     // new side: only carts (a header-keyed bucket ignores the tenant) changes.
@@ -272,11 +275,17 @@ fn plans_validate_the_request() {
         status(json!({"route": "cards", "tenant": "acme"})),
         Some(400)
     );
-    assert_eq!(
-        status(json!({"route": "cards", "tenant": "a", "side": "up"})),
-        Some(400)
-    );
-    assert_eq!(status(json!({"route": "cards", "state": "off"})), Some(400));
+    // Unknown sides, states and scopes do not read as a request (400 from `AdminJson`).
+    for bad in [
+        json!({"route": "cards", "tenant": "a", "side": "up"}),
+        json!({"route": "cards", "state": "off"}),
+        json!({"scope": "everyone", "tenant": "a", "side": "new"}),
+    ] {
+        assert!(
+            serde_json::from_value::<RolloutRequest>(bad.clone()).is_err(),
+            "{bad}"
+        );
+    }
     assert_eq!(
         status(json!({"route": "cards", "tenants_add": ["a b"]})),
         Some(400)

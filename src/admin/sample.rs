@@ -3,7 +3,9 @@
 //! The pair was redacted before it was stored (credential headers dropped, `redact` paths
 //! replaced by keyed hashes); this view adds the bodies pretty-printed, a line-aligned
 //! side-by-side diff of them (`rows`, computed with `similar`), the differences the route's
-//! *current* compare rules find in the pair, and a copy-as-curl line that replays the request
+//! *current* compare rules find in the pair and how the bodies were compared
+//! (`body_compared_as`: `json`, `json_sniffed` when neither content type said JSON, `text`,
+//! …, with `body_comparison` in words), and a copy-as-curl line that replays the request
 //! through the gateway — without any credential: `authorization`, `cookie`, `x-switchyard-force`
 //! and framing headers are left out, so the operator adds their own.
 
@@ -19,7 +21,7 @@ use similar::{DiffTag, TextDiff};
 
 use super::shadow::shadow_store;
 use super::{AdminState, ApiError};
-use crate::shadow::compare::{self, Captured};
+use crate::compare::{self, Captured, CompareRules};
 use crate::store::{SamplePair, SampleResponse};
 
 /// Side-by-side rows returned at most (a 1 MiB body pretty-prints to many thousand lines).
@@ -66,17 +68,21 @@ pub async fn sample(
             "no stored sample {id} (it may have been rotated out; see the report's sample_ids)"
         ))
     })?;
-    let snapshot = state.proxy.live.load();
+    let snapshot = state.live.load();
     let mut pair = stored.pair;
     // The store dropped credential headers already; mask again in case of older rows.
     compare::redact_headers(&mut pair.request_headers);
     compare::redact_headers(&mut pair.primary.headers);
     compare::redact_headers(&mut pair.shadow.headers);
-    let differences = snapshot
+    let rules = snapshot
         .rules
         .route(&stored.route)
-        .and_then(|r| snapshot.compare.get(r.index))
-        .map(|rules| compare::diff(&captured(&pair.primary), &captured(&pair.shadow), rules));
+        .and_then(|r| r.shadow.as_ref())
+        .map(|p| &p.compare);
+    let (primary, shadow) = (captured(&pair.primary), captured(&pair.shadow));
+    let differences = rules.map(|rules| compare::diff(&primary, &shadow, rules));
+    let default = CompareRules::default();
+    let mode = compare::body_mode(&primary, &shadow, rules.map_or(&default, |r| &**r));
     let (left, right) = (
         pretty_body(&pair.primary.body),
         pretty_body(&pair.shadow.body),
@@ -110,6 +116,8 @@ pub async fn sample(
         "primary": side(&pair.primary, left),
         "shadow": side(&pair.shadow, right),
         "differences": differences.map(|d| d.differences),
+        "body_compared_as": mode,
+        "body_comparison": mode.describe(),
         "rows": rows,
         "rows_truncated": truncated,
         "curl": curl,
@@ -277,7 +285,7 @@ mod tests {
 
     fn response(body: &str, headers: &[(&str, &str)]) -> SampleResponse {
         SampleResponse {
-            side: "legacy".into(),
+            side: crate::rules::Side::Legacy,
             status: 200,
             headers: headers
                 .iter()

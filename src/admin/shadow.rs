@@ -8,8 +8,10 @@
 //!
 //! The report is the store's [`Report`] with the verdict policy taken from the running rules
 //! (a route's `shadow = { target_parity = 99.5 }`, 99 % by default; 100 compared requests
-//! before `ready`) and paths classified by [`crate::shadow::noise_flag`], the same statistical
-//! rule as the live pipeline. Each route also carries `suggested_ignore`: noise paths whose
+//! before `ready`; `[shadow] noise_window`) and paths classified by
+//! [`crate::shadow::noise_flag`], the same statistical rule as the live pipeline. Outcomes are
+//! derived when read ([`LiveRules`]): a difference the route's `compare` rules now ignore no
+//! longer counts, and results written before their noise was learned count as noise once it is. Each route also carries `suggested_ignore`: noise paths whose
 //! stored sample values look per-call by nature (timestamps, UUIDs, request ids — see
 //! [`crate::shadow::noise::suggest_ignore`]), offered as `compare` `ignore` entries, and
 //! `suggested_compare_ignore`, the route's `ignore` list with them added, ready to paste.
@@ -27,8 +29,11 @@ use serde_json::{Value, json};
 use super::api::instant;
 use super::sample::values_at;
 use super::{AdminState, ApiError, query};
-use crate::live::Snapshot;
-use crate::store::{DiffPath, NoiseFlag, Report, ReportFilter, ReportPolicy, Store};
+use crate::compare::CompareRules;
+use crate::snapshot::Snapshot;
+use crate::store::{
+    DiffPath, NoiseFlag, PathCounts, PathRules, Report, ReportFilter, ReportPolicy, Store,
+};
 
 /// Compared requests a route needs before the report can call it `ready`.
 pub const MIN_SAMPLES: u64 = 100;
@@ -59,14 +64,61 @@ struct ReportQuery {
 
 /// The store, or 503 with a message about shadow results.
 pub(super) fn shadow_store(state: &AdminState) -> Result<&Store, ApiError> {
-    state
-        .proxy
-        .store
-        .as_ref()
-        .ok_or(ApiError::ShadowStoreUnavailable)
+    state.store.as_ref().ok_or(ApiError::ShadowStoreUnavailable)
 }
 
-/// The verdict policy of the running rules: per-route target parity from `shadow`.
+/// The report's view of the running rules: the statistical noise rule of the live pipeline,
+/// and each route's compare rules, so a difference a route now ignores no longer counts.
+/// `draft` stands in for one route's rules (what-if).
+pub(super) struct LiveRules<'a> {
+    snapshot: &'a Snapshot,
+    draft: Option<(&'a str, &'a CompareRules)>,
+}
+
+impl<'a> LiveRules<'a> {
+    pub(super) fn new(snapshot: &'a Snapshot) -> Self {
+        LiveRules {
+            snapshot,
+            draft: None,
+        }
+    }
+
+    /// The running rules with `route`'s compare rules replaced by `draft`.
+    pub(super) fn with_draft(
+        snapshot: &'a Snapshot,
+        route: &'a str,
+        draft: &'a CompareRules,
+    ) -> Self {
+        LiveRules {
+            snapshot,
+            draft: Some((route, draft)),
+        }
+    }
+}
+
+impl PathRules for LiveRules<'_> {
+    fn noise(&self, counts: &PathCounts) -> NoiseFlag {
+        crate::shadow::noise_flag(counts)
+    }
+
+    fn counts(&self, route: &str, pattern: &str, kind: &str) -> bool {
+        if let Some((name, rules)) = self.draft
+            && name == route
+        {
+            return rules.reports(pattern, kind);
+        }
+        // A route no longer configured keeps every difference it had.
+        self.snapshot
+            .rules
+            .route(route)
+            .and_then(|r| r.shadow.as_ref())
+            .map(|p| &p.compare)
+            .is_none_or(|rules| rules.reports(pattern, kind))
+    }
+}
+
+/// The verdict policy of the running rules: per-route target parity from `shadow`, the noise
+/// window from `[shadow] noise_window`.
 pub fn policy(snapshot: &Snapshot, top: usize) -> ReportPolicy {
     ReportPolicy {
         target_parity: snapshot
@@ -81,6 +133,8 @@ pub fn policy(snapshot: &Snapshot, top: usize) -> ReportPolicy {
         default_target_parity: DEFAULT_TARGET_PARITY,
         min_samples: MIN_SAMPLES,
         top_paths: top,
+        noise_window_ms: i64::try_from(snapshot.rules.shadow.noise_window.as_millis())
+            .unwrap_or(i64::MAX),
     }
 }
 
@@ -91,27 +145,33 @@ pub(super) fn filter(
     since: Option<&str>,
     until: Option<&str>,
     by_tenant: bool,
+    now_ms: i64,
 ) -> Result<ReportFilter, ApiError> {
     Ok(ReportFilter {
         route: route.filter(|r| !r.is_empty()),
         tenant,
-        since_ms: since.filter(|s| !s.is_empty()).map(instant).transpose()?,
-        until_ms: until.filter(|s| !s.is_empty()).map(instant).transpose()?,
+        since_ms: since
+            .filter(|s| !s.is_empty())
+            .map(|t| instant(t, now_ms))
+            .transpose()?,
+        until_ms: until
+            .filter(|s| !s.is_empty())
+            .map(|t| instant(t, now_ms))
+            .transpose()?,
         by_tenant,
     })
 }
 
-/// Build the report for `filter` under the running rules.
+/// Build the report for `filter` under `rules` (normally [`LiveRules::new`]).
 pub(super) async fn build_report(
     store: &Store,
     snapshot: &Snapshot,
+    rules: &LiveRules<'_>,
     filter: &ReportFilter,
     top: usize,
 ) -> Result<Report, ApiError> {
     let policy = policy(snapshot, top);
-    Ok(store
-        .report(filter, &policy, &crate::shadow::noise_flag)
-        .await?)
+    Ok(store.report(filter, &policy, rules).await?)
 }
 
 /// `GET /admin/shadow/report`: per route (× tenant) figures, verdict and suggestions.
@@ -128,9 +188,10 @@ pub async fn report(
         q.since.as_deref(),
         q.until.as_deref(),
         q.by_tenant,
+        state.clock.now_ms(),
     )?;
-    let snapshot = state.proxy.live.load();
-    let report = build_report(store, &snapshot, &filter, top).await?;
+    let snapshot = state.live.load();
+    let report = build_report(store, &snapshot, &LiveRules::new(&snapshot), &filter, top).await?;
     let mut suggestions = Vec::with_capacity(report.routes.len());
     for route in &report.routes {
         suggestions.push(suggest(store, &route.scope.top_paths).await?);
@@ -165,7 +226,7 @@ pub async fn report(
         route_doc["suggested_ignore"] = json!(suggested);
     }
     doc["generation"] = json!(snapshot.generation);
-    doc["generated_at_ms"] = json!(crate::util::now_ms());
+    doc["generated_at_ms"] = json!(state.clock.now_ms());
     doc["policy"] = json!({
         "min_samples": MIN_SAMPLES,
         "default_target_parity": DEFAULT_TARGET_PARITY,
@@ -177,9 +238,11 @@ pub async fn report(
 /// The `ignore` list of route `index` in the running rules.
 fn state_ignore(snapshot: &Snapshot, index: usize) -> Vec<String> {
     snapshot
-        .compare
+        .rules
+        .routes
         .get(index)
-        .map(|rules| rules.config().ignore.clone())
+        .and_then(|r| r.shadow.as_ref())
+        .map(|p| p.compare.config().ignore.clone())
         .unwrap_or_default()
 }
 
@@ -236,7 +299,14 @@ pub async fn timeline(
     let q: TimelineQuery = query(&uri)?;
     let store = shadow_store(&state)?;
     let since = q.since.as_deref().unwrap_or(DEFAULT_TIMELINE_SINCE);
-    let filter = filter(q.route, q.tenant, Some(since), q.until.as_deref(), false)?;
+    let filter = filter(
+        q.route,
+        q.tenant,
+        Some(since),
+        q.until.as_deref(),
+        false,
+        state.clock.now_ms(),
+    )?;
     let bucket_text = q.bucket.as_deref().unwrap_or(DEFAULT_BUCKET);
     let bucket = humantime::parse_duration(bucket_text)
         .ok()
@@ -251,7 +321,15 @@ pub async fn timeline(
             ))
         })?;
     let bucket_ms = i64::try_from(bucket.as_millis()).unwrap_or(i64::MAX);
-    let routes = store.timeline(&filter, bucket_ms).await?;
+    let snapshot = state.live.load();
+    let routes = store
+        .timeline(
+            &filter,
+            bucket_ms,
+            &policy(&snapshot, DEFAULT_TOP),
+            &LiveRules::new(&snapshot),
+        )
+        .await?;
     Ok(Json(json!({
         "since_ms": filter.since_ms,
         "until_ms": filter.until_ms,

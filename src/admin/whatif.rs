@@ -5,15 +5,19 @@
 //!      -d '{"route": "cards", "compare": {"ignore": ["/generated_at", "/request_id"]}}'
 //! ```
 //!
-//! The stored sample pairs of the route (`Store::samples_for_route`, newest first, at most
-//! `limit`) are compared again with `compare::diff`, once under the route's running rules and
-//! once under the draft; a (pattern, kind) seen under the running rules and in none of the
-//! pairs under the draft is *removed*, one only the draft finds is *added*. The route's report
-//! is then projected: removed paths leave the top paths, and the verdict is recomputed by the
-//! report's rule (a real path left → `not_ready`; too few compared → `insufficient_data`;
-//! parity under target → `not_ready`; else `ready`) with the parity estimated by crediting the
-//! share of differing sample pairs that the draft makes clean. Only pairs that differed are
-//! stored, so the sample counts describe the differing traffic, not all of it.
+//! The route's report is projected by deriving its outcomes again from every stored result's
+//! difference set under the draft (see `store::classify`): what the draft ignores (paths,
+//! headers no longer compared, extras under `subset`) leaves the counts and the top paths
+//! exactly. What a set cannot tell — a new `unordered` or `keyed` array, a `tolerance`, another
+//! `status` mode — is estimated from the stored sample pairs (`Store::samples_for_route`, newest
+//! first, at most `limit`), compared again with `compare::diff` under the running rules and
+//! under the draft: a (pattern, kind) seen under the running rules and in none of the pairs
+//! under the draft is *removed*, one only the draft finds is *added*, and the share of differing
+//! pairs the draft makes clean beyond its ignore rules is credited to the projected parity
+//! (`parity_estimated`). The verdict follows the report's rule (a real path left →
+//! `not_ready`; too few compared → `insufficient_data`; parity under target → `not_ready`; else
+//! `ready`). Only pairs that differed are stored, so the sample counts describe the differing
+//! traffic, not all of it.
 //!
 //! Nothing changes: no config edit, no store write, no audit entry — which is why a read
 //! token may call it (see `auth::READ_ONLY_POSTS`).
@@ -27,9 +31,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::sample::captured;
-use super::shadow::{build_report, filter, shadow_store};
+use super::shadow::{LiveRules, build_report, filter, shadow_store};
 use super::{AdminJson, AdminState, ApiError};
-use crate::shadow::compare::{self, CompareConfig, CompareRules, Diff};
+use crate::compare::{self, CompareConfig, CompareRules, Diff};
 use crate::store::{Counts, NoiseFlag, Parity, RouteReport, Verdict, Z95, wilson_interval};
 
 /// Stored pairs re-evaluated by default, and at most.
@@ -67,15 +71,15 @@ pub async fn whatif(
     AdminJson(request): AdminJson<WhatIfRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let store = shadow_store(&state)?;
-    let snapshot = state.proxy.live.load();
+    let snapshot = state.live.load();
     let route = snapshot
         .rules
         .route(&request.route)
         .ok_or_else(|| ApiError::NotFound(format!("no route named {:?}", request.route)))?;
-    let current = snapshot
-        .compare
-        .get(route.index)
-        .cloned()
+    let current = route
+        .shadow
+        .as_ref()
+        .map(|p| p.compare.clone())
         .unwrap_or_default();
     let draft = draft_rules(
         &request.compare,
@@ -88,6 +92,8 @@ pub async fn whatif(
     let mut seen = HashSet::new();
     let (mut before, mut after) = (Tally::default(), Tally::default());
     let mut fixed = 0u64;
+    // Made clean by something the difference sets cannot show (not an ignore rule).
+    let mut fixed_beyond_sets = 0u64;
     for s in &samples {
         let key = serde_json::to_string(&s.pair).unwrap_or_default();
         if !seen.insert(key) {
@@ -98,6 +104,13 @@ pub async fn whatif(
         let now = compare::diff(&p, &sh, &draft);
         if !was.differences.is_empty() && now.differences.is_empty() {
             fixed += 1;
+            if was
+                .differences
+                .iter()
+                .any(|d| draft.reports(&d.pattern, d.kind.as_str()))
+            {
+                fixed_beyond_sets += 1;
+            }
         }
         tally(&mut before, &was);
         tally(&mut after, &now);
@@ -120,14 +133,17 @@ pub async fn whatif(
         request.since.as_deref(),
         None,
         false,
+        state.clock.now_ms(),
     )?;
-    let report = build_report(store, &snapshot, &window, 200).await?;
+    let report = build_report(store, &snapshot, &LiveRules::new(&snapshot), &window, 200).await?;
+    let under_draft = LiveRules::with_draft(&snapshot, &route.name, &draft);
+    let derived = build_report(store, &snapshot, &under_draft, &window, 200).await?;
     let removed_set: BTreeSet<(String, String)> = removed.iter().map(|k| (*k).clone()).collect();
-    let projected = report.routes.first().map(|r| {
+    let projected = derived.routes.first().map(|r| {
         let share_fixed = if before.differing == 0 {
             0.0
         } else {
-            fixed as f64 / before.differing as f64
+            fixed_beyond_sets as f64 / before.differing as f64
         };
         project(r, &removed_set, share_fixed)
     });
@@ -161,7 +177,7 @@ pub async fn whatif(
             "current": current_doc,
             "projected": projected,
         },
-        "note": "re-evaluates the stored sample pairs (only pairs that differed are stored); projected parity is an estimate",
+        "note": "outcomes derived again from every stored result under the draft (exact for ignore, headers and subset); other changes estimated from the stored sample pairs (only pairs that differed are stored)",
     })))
 }
 
@@ -174,8 +190,10 @@ fn draft_rules(table: &Value, key: Option<&[u8]>) -> Result<CompareRules, ApiErr
     };
     let config: CompareConfig = serde_json::from_value(table)
         .map_err(|e| ApiError::BadRequest(format!("draft compare: {e}")))?;
-    let rules = CompareRules::compile(&config)
-        .map_err(|errors| ApiError::BadRequest(format!("draft compare: {}", errors.join("; "))))?;
+    let rules = CompareRules::compile(&config).map_err(|errors| {
+        let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        ApiError::BadRequest(format!("draft compare: {}", list.join("; ")))
+    })?;
     Ok(match key {
         Some(key) => rules.with_redact_key(key),
         None => rules,
@@ -222,8 +240,8 @@ fn path_doc(p: &crate::store::DiffPath) -> Value {
     })
 }
 
-/// The route's report as it would read with `removed` paths gone and `share_fixed` of the
-/// mismatched requests made clean.
+/// The route's report derived under the draft, with `removed` paths gone and `share_fixed` of
+/// the mismatched requests made clean by what the derivation cannot see.
 fn project(r: &RouteReport, removed: &BTreeSet<(String, String)>, share_fixed: f64) -> Value {
     let scope = &r.scope;
     let paths: Vec<&crate::store::DiffPath> = scope
@@ -240,6 +258,11 @@ fn project(r: &RouteReport, removed: &BTreeSet<(String, String)>, share_fixed: f
         ci95_low: interval.map(|(lo, _)| 100.0 * lo),
         ci95_high: interval.map(|(_, hi)| 100.0 * hi),
         target: scope.parity.target,
+    };
+    let what = if credited > 0 {
+        "estimated parity"
+    } else {
+        "parity"
     };
     let first_real = paths.iter().find(|p| p.classification == NoiseFlag::Real);
     let (verdict, reason) = if let Some(p) = first_real {
@@ -261,25 +284,22 @@ fn project(r: &RouteReport, removed: &BTreeSet<(String, String)>, share_fixed: f
         if pct < parity.target {
             (
                 Verdict::NotReady,
-                format!(
-                    "estimated parity {pct:.2}% below target {:.2}%",
-                    parity.target
-                ),
+                format!("{what} {pct:.2}% below target {:.2}%", parity.target),
             )
         } else {
             (
                 Verdict::Ready,
-                format!(
-                    "estimated parity {pct:.2}% meets target {:.2}%",
-                    parity.target
-                ),
+                format!("{what} {pct:.2}% meets target {:.2}%", parity.target),
             )
         }
     };
     json!({
         "compared": c.compared,
+        "matched": c.matched,
+        "mismatched": c.mismatched,
+        "noise_only": c.noise_only,
         "parity": parity,
-        "parity_estimated": true,
+        "parity_estimated": credited > 0,
         "verdict": verdict,
         "verdict_reason": reason,
         "top_paths": paths.into_iter().map(path_doc).collect::<Vec<_>>(),

@@ -1,27 +1,25 @@
-//! Readable tables for the admin client's answers (`--json` prints the API's JSON instead).
-//! Everything here reads the JSON defensively: a missing field prints as `-`, never a panic.
+//! Readable tables and sentences for the admin client's answers, read into the types of
+//! [`crate::api`] (`--json` prints the API's JSON instead). Absent values print as `-`.
+//!
+//! `text` and `time` read loose JSON for the shadow report, and the audit table's `CHANGE`
+//! column compares the free-form `before`/`after` documents key by key.
 
 use std::fmt::Write as _;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use super::Call;
+use crate::api::{
+    AuditResponse, Basis, ChangedRules, HistoryResponse, Moves, ReloadResponse, RolloutResponse,
+    RolloutResult, RoutesResponse, StatusResponse,
+};
+use crate::live::ReloadOutcome;
+use crate::term::table;
 
 /// Tenant names shown inline before `…`.
 const INLINE_NAMES: usize = 5;
-
-/// The text printed for `call`'s answer (`routes`: the routes listing, for `status`).
-pub fn render(call: &Call, answer: &Value, routes: Option<&Value>) -> String {
-    match call {
-        Call::Status => status(answer, routes),
-        Call::Rollout(_) => rollout(answer),
-        Call::Reload { .. } | Call::Rollback { .. } => reload(answer),
-        Call::History => history(answer),
-        Call::Audit(_) => audit(answer),
-        Call::Report(args) => super::report::render(args, answer),
-    }
-}
+/// The first second of the year 10000: RFC 3339 has no way to write it.
+const YEAR_10000: Duration = Duration::from_secs(253_402_300_800);
 
 /// A JSON value as table text (`-` for null).
 pub(super) fn text(v: &Value) -> String {
@@ -34,26 +32,45 @@ pub(super) fn text(v: &Value) -> String {
 
 /// Epoch milliseconds as RFC 3339 (`-` when absent or negative).
 pub(super) fn time(v: &Value) -> String {
-    v.as_i64()
-        .and_then(|ms| u64::try_from(ms).ok())
-        .map(|ms| {
-            humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
-        })
-        .unwrap_or_else(|| "-".into())
+    v.as_i64().map_or_else(|| "-".into(), time_ms)
 }
 
-fn names(v: &Value) -> String {
-    let all: Vec<String> = v
-        .as_array()
-        .map(|a| a.iter().map(text).collect())
-        .unwrap_or_default();
+/// Epoch milliseconds as RFC 3339 (`-` when negative).
+fn time_ms(ms: i64) -> String {
+    u64::try_from(ms).map_or_else(
+        |_| "-".into(),
+        |ms| time_at(UNIX_EPOCH + Duration::from_millis(ms)),
+    )
+}
+
+/// An instant as RFC 3339, to the second (`-` outside years 1970–9999).
+fn time_at(t: SystemTime) -> String {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(since) if since < YEAR_10000 => humantime::format_rfc3339_seconds(t).to_string(),
+        _ => "-".into(),
+    }
+}
+
+/// A number as the API's JSON writes it (`12.5`, `0.0`).
+fn number(x: f64) -> String {
+    serde_json::Number::from_f64(x).map_or_else(|| "-".into(), |n| n.to_string())
+}
+
+/// `-` for nothing.
+fn or_dash(v: Option<impl ToString>) -> String {
+    v.map_or_else(|| "-".into(), |v| v.to_string())
+}
+
+/// The first few names, then `,… (N)`; `-` for none.
+fn names<'a>(all: impl IntoIterator<Item = &'a String>) -> String {
+    let all: Vec<&String> = all.into_iter().collect();
     if all.is_empty() {
         return "-".into();
     }
     let mut shown = all
         .iter()
         .take(INLINE_NAMES)
-        .cloned()
+        .map(|n| n.as_str())
         .collect::<Vec<_>>()
         .join(",");
     if all.len() > INLINE_NAMES {
@@ -62,73 +79,55 @@ fn names(v: &Value) -> String {
     shown
 }
 
-fn share(v: &Value) -> String {
-    v.as_f64()
-        .map(|s| format!("{:.0}%", s * 100.0))
+/// A list of names in brackets.
+fn list<'a>(all: impl IntoIterator<Item = &'a String>) -> String {
+    format!("[{}]", names(all))
+}
+
+fn share(s: Option<f64>) -> String {
+    s.map(|s| format!("{:.0}%", s * 100.0))
         .unwrap_or_else(|| "-".into())
 }
 
-/// Columns padded to their widest cell.
-fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            if let Some(w) = widths.get_mut(i) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-    }
-    let mut out = String::new();
-    let header: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
-    for row in std::iter::once(&header).chain(rows) {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        let _ = writeln!(out, "{}", line.join("  ").trim_end());
-    }
-    out
+/// The first 12 characters of a config hash.
+fn short(hash: &str) -> String {
+    hash.chars().take(12).collect()
 }
 
-fn status(s: &Value, routes: Option<&Value>) -> String {
+/// `switchyard status`: the generation, reload errors, upstream health, then the routes.
+pub fn status(s: &StatusResponse, routes: &RoutesResponse) -> String {
     let mut out = String::new();
-    let hash: String = text(&s["hash"]).chars().take(12).collect();
     let _ = writeln!(
         out,
-        "generation {}  hash {hash}  loaded {} ({})",
-        text(&s["generation"]),
-        time(&s["loaded_at"]),
-        text(&s["trigger"])
+        "generation {}  hash {}  loaded {} ({})",
+        s.generation,
+        short(&s.hash),
+        time_at(s.loaded_at),
+        s.trigger.as_str()
     );
-    let _ = writeln!(out, "config {}", text(&s["config"]));
-    match &s["last_reload_error"] {
-        Value::Null => {
+    let _ = writeln!(out, "config {}", s.config);
+    match &s.last_reload_error {
+        None => {
             let _ = writeln!(out, "last reload: ok");
         }
-        e => {
+        Some(e) => {
             let _ = writeln!(
                 out,
                 "last reload REJECTED since {}: {}",
-                time(&e["since"]),
-                text(&e["message"])
+                time_at(e.since),
+                e.message
             );
         }
     }
-    let _ = writeln!(out, "audit store: {}\n", text(&s["audit_store"]));
+    let _ = writeln!(out, "audit store: {}\n", s.audit_store.as_str());
     let mut rows = Vec::new();
-    for u in s["upstreams"].as_array().into_iter().flatten() {
-        for o in u["origins"].as_array().into_iter().flatten() {
+    for u in &s.upstreams {
+        for o in &u.origins {
             rows.push(vec![
-                text(&u["upstream"]),
-                text(&o["origin"]),
-                if o["healthy"].as_bool() == Some(true) {
-                    "yes"
-                } else {
-                    "NO"
-                }
-                .into(),
-                text(&o["consecutive_failures"]),
+                u.upstream.clone(),
+                o.origin.clone(),
+                if o.healthy { "yes" } else { "NO" }.into(),
+                o.consecutive_failures.to_string(),
             ]);
         }
     }
@@ -136,43 +135,35 @@ fn status(s: &Value, routes: Option<&Value>) -> String {
         &["UPSTREAM", "ORIGIN", "HEALTHY", "FAILURES"],
         &rows,
     ));
-    if let Some(routes) = routes {
-        out.push('\n');
-        out.push_str(&routes_table(routes));
-    }
+    out.push('\n');
+    out.push_str(&routes_table(routes));
     out
 }
 
-fn routes_table(r: &Value) -> String {
-    let rows: Vec<Vec<String>> = r["routes"]
-        .as_array()
-        .into_iter()
-        .flatten()
+fn routes_table(r: &RoutesResponse) -> String {
+    let rows: Vec<Vec<String>> = r
+        .routes
+        .iter()
         .map(|route| {
-            let t = &route["traffic"];
-            let busiest = route["busiest_tenants"]
-                .as_array()
-                .into_iter()
-                .flatten()
+            let t = &route.traffic;
+            let busiest = route
+                .busiest_tenants
+                .iter()
                 .take(3)
-                .map(|b| format!("{}({})", text(&b["tenant"]), text(&b["requests"])))
+                .map(|b| format!("{}({})", b.tenant, b.requests))
                 .collect::<Vec<_>>()
                 .join(",");
             vec![
-                text(&route["name"]),
-                text(&route["state"]),
-                text(&route["percent"]),
-                names(&route["tenants"]),
-                names(&route["exclude"]),
-                text(&route["tenants_on_new"]["count"]),
-                share(&t["1m"]["new_share"]),
-                share(&t["15m"]["new_share"]),
-                share(&t["1h"]["new_share"]),
-                text(
-                    &(t["1h"]["legacy"].as_u64().unwrap_or(0)
-                        + t["1h"]["new"].as_u64().unwrap_or(0))
-                    .into(),
-                ),
+                route.name.clone(),
+                route.rules.state.to_string(),
+                number(route.rules.percent),
+                names(&route.rules.tenants),
+                names(&route.rules.exclude),
+                route.tenants_on_new.count.to_string(),
+                share(t.m1.new_share),
+                share(t.m15.new_share),
+                share(t.h1.new_share),
+                (t.h1.legacy + t.h1.new).to_string(),
                 if busiest.is_empty() {
                     "-".into()
                 } else {
@@ -190,140 +181,182 @@ fn routes_table(r: &Value) -> String {
     )
 }
 
-fn rollout(r: &Value) -> String {
+/// `switchyard rollout`: what changed (or would), who moves and how much traffic that is.
+pub fn rollout(r: &RolloutResponse) -> String {
     let mut out = String::new();
-    let target = text(&r["target"]);
-    let audit = text(&r["audit_id"]);
-    match r["result"].as_str() {
-        Some("dry_run") => {
+    let (target, audit) = (&r.target, r.audit_id);
+    match r.result {
+        RolloutResult::DryRun => {
             let _ = writeln!(out, "{target}: dry run, nothing changed (audit #{audit})");
         }
-        Some(result) => {
+        result => {
             let _ = writeln!(
                 out,
-                "{target}: {result}, generation {} → {} (audit #{audit})",
-                text(&r["previous_generation"]),
-                text(&r["generation"])
+                "{target}: {}, generation {} → {} (audit #{audit})",
+                result.as_str(),
+                r.previous_generation,
+                or_dash(r.generation)
             );
         }
-        None => {
-            let _ = writeln!(out, "{target}: {}", r);
+    }
+    if let (Some(before), Some(after)) = (&r.before, &r.after) {
+        for (key, old, new) in changed_fields(before, after) {
+            let _ = writeln!(out, "  {key}: {old} → {new}");
         }
     }
-    if let (Some(before), Some(after)) = (r["before"].as_object(), r["after"].as_object()) {
-        for (key, old) in before {
-            let new = after.get(key).unwrap_or(&Value::Null);
-            if old != new {
-                let _ = writeln!(out, "  {key}: {} → {}", show(old), show(new));
-            }
-        }
-    }
-    let verb = if r["dry_run"].as_bool() == Some(true) {
-        "would move"
-    } else {
-        "moved"
-    };
-    let moves = r["moves"].as_array().cloned().unwrap_or_default();
-    if moves
+    let verb = if r.dry_run { "would move" } else { "moved" };
+    if r.moves
         .iter()
-        .all(|m| m["to_new_count"].as_u64() == Some(0) && m["to_legacy_count"].as_u64() == Some(0))
+        .all(|m| m.to_new_count == 0 && m.to_legacy_count == 0)
     {
         let _ = writeln!(out, "  no known tenant changes side");
     }
-    for m in &moves {
-        for (dir, key) in [("new", "to_new"), ("legacy", "to_legacy")] {
-            let count = m[format!("{key}_count")].as_u64().unwrap_or(0);
-            if count > 0 {
-                let _ = writeln!(
-                    out,
-                    "  {}: {verb} {count} tenant(s) to {dir}: {}",
-                    text(&m["route"]),
-                    names(&m[key])
-                );
-            }
-        }
-        // Counted per tenant, only the busiest tenants are known: the share is a floor.
-        let (at_least, among) = match m["basis"].as_str() {
-            Some("side_counters") => ("", ""),
-            _ => ("at least ", ", counting the busiest tenants"),
-        };
-        if m["requests_1h"].as_u64().unwrap_or(0) > 0 {
-            let _ = writeln!(
-                out,
-                "  {}: {at_least}{} of the last hour's requests ({} of {}{among})",
-                text(&m["route"]),
-                share(&m["share_1h"]),
-                text(&m["moving_requests_1h"]),
-                text(&m["requests_1h"])
-            );
-        }
+    for m in &r.moves {
+        moves(&mut out, m, verb);
     }
-    if let Some(note) = r["note"].as_str() {
+    if let Some(note) = &r.note {
         let _ = writeln!(out, "  note: {note}");
     }
     out
 }
 
-fn show(v: &Value) -> String {
-    match v {
-        Value::Array(_) => format!("[{}]", names(v)),
-        other => text(other),
+/// The lines of one route's moves.
+fn moves(out: &mut String, m: &Moves, verb: &str) {
+    for (dir, count, tenants) in [
+        ("new", m.to_new_count, &m.to_new),
+        ("legacy", m.to_legacy_count, &m.to_legacy),
+    ] {
+        if count > 0 {
+            let _ = writeln!(
+                out,
+                "  {}: {verb} {count} tenant(s) to {dir}: {}",
+                m.route,
+                names(tenants)
+            );
+        }
+    }
+    // Counted per tenant, only the busiest tenants are known: the share is a floor.
+    let (at_least, among) = match m.basis {
+        Basis::SideCounters => ("", ""),
+        Basis::BusiestTenants => ("at least ", ", counting the busiest tenants"),
+    };
+    if m.requests_1h > 0 {
+        let _ = writeln!(
+            out,
+            "  {}: {at_least}{} of the last hour's requests ({} of {}{among})",
+            m.route,
+            share(m.share_1h),
+            m.moving_requests_1h,
+            m.requests_1h
+        );
     }
 }
 
-fn reload(r: &Value) -> String {
-    let mut line = format!(
-        "{}: generation {} → {}",
-        text(&r["result"]),
-        text(&r["previous_generation"]),
-        text(&r["generation"])
-    );
-    let hash: String = text(&r["hash"]).chars().take(12).collect();
-    let _ = writeln!(line, "  hash {hash} (audit #{})", text(&r["audit_id"]));
-    line
+/// `(key, before, after)` for each field the rollout changed, keys in alphabetical order.
+fn changed_fields(
+    before: &ChangedRules,
+    after: &ChangedRules,
+) -> Vec<(&'static str, String, String)> {
+    let mut out = Vec::new();
+    let mut field = |key, changed: bool, old: String, new: String| {
+        if changed {
+            out.push((key, old, new));
+        }
+    };
+    match (before, after) {
+        (ChangedRules::Route(b), ChangedRules::Route(a)) => {
+            field(
+                "exclude",
+                b.exclude != a.exclude,
+                list(&b.exclude),
+                list(&a.exclude),
+            );
+            field(
+                "percent",
+                b.percent != a.percent,
+                number(b.percent),
+                number(a.percent),
+            );
+            field(
+                "state",
+                b.state != a.state,
+                b.state.to_string(),
+                a.state.to_string(),
+            );
+            field(
+                "tenants",
+                b.tenants != a.tenants,
+                list(&b.tenants),
+                list(&a.tenants),
+            );
+        }
+        (ChangedRules::Tenant(b), ChangedRules::Tenant(a)) => {
+            field("side", b.side != a.side, or_dash(b.side), or_dash(a.side));
+            field(
+                "tenant",
+                b.tenant != a.tenant,
+                b.tenant.clone(),
+                a.tenant.clone(),
+            );
+        }
+        // One target has one shape before and after.
+        (ChangedRules::Route(_), ChangedRules::Tenant(_))
+        | (ChangedRules::Tenant(_), ChangedRules::Route(_)) => {}
+    }
+    out
 }
 
-fn history(h: &Value) -> String {
-    let current = h["current"].as_u64();
-    let rows: Vec<Vec<String>> = h["generations"]
-        .as_array()
-        .into_iter()
-        .flatten()
+/// `switchyard reload` and `rollback`: the outcome in one line.
+pub fn reload(r: &ReloadResponse) -> String {
+    let (result, generation, hash) = match &r.outcome {
+        ReloadOutcome::Applied { generation, hash } => ("applied", generation, hash),
+        ReloadOutcome::Unchanged { generation, hash } => ("unchanged", generation, hash),
+    };
+    format!(
+        "{result}: generation {} → {generation}  hash {} (audit #{})\n",
+        r.previous_generation,
+        short(hash),
+        r.audit_id
+    )
+}
+
+/// `switchyard history`: one row per generation, the one in force marked `*`.
+pub fn history(h: &HistoryResponse) -> String {
+    let rows: Vec<Vec<String>> = h
+        .generations
+        .iter()
         .map(|g| {
-            let mark = if g["generation"].as_u64() == current {
-                "*"
-            } else {
-                ""
-            };
+            let mark = if g.generation == h.current { "*" } else { "" };
             vec![
-                format!("{}{mark}", text(&g["generation"])),
-                text(&g["hash"]).chars().take(12).collect(),
-                time(&g["loaded_at"]),
-                text(&g["trigger"]),
+                format!("{}{mark}", g.generation),
+                short(&g.hash),
+                time_at(g.loaded_at),
+                g.trigger.as_str().into(),
             ]
         })
         .collect();
     table(&["GEN", "HASH", "LOADED", "TRIGGER"], &rows)
 }
 
-fn audit(a: &Value) -> String {
-    let rows: Vec<Vec<String>> = a["entries"]
-        .as_array()
-        .into_iter()
-        .flatten()
+/// `switchyard audit`: one row per entry, newest first.
+pub fn audit(a: &AuditResponse) -> String {
+    let rows: Vec<Vec<String>> = a
+        .entries
+        .iter()
         .map(|e| {
-            let action = match e["dry_run"].as_bool() {
-                Some(true) => format!("{} (dry run)", text(&e["action"])),
-                _ => text(&e["action"]),
+            let action = if e.dry_run {
+                format!("{} (dry run)", e.action)
+            } else {
+                e.action.clone()
             };
             vec![
-                time(&e["at_ms"]),
-                text(&e["token_name"]),
+                time_ms(e.at_ms),
+                e.token_name.clone(),
                 action,
-                text(&e["target"]),
-                text(&e["generation"]),
-                changes(&e["before"], &e["after"]),
-                text(&e["reason"]),
+                e.target.clone(),
+                or_dash(e.generation),
+                changes(&e.before, &e.after),
+                or_dash(e.reason.as_deref()),
             ]
         })
         .collect();
@@ -338,7 +371,8 @@ fn audit(a: &Value) -> String {
     )
 }
 
-/// `key: old→new` for the fields that differ.
+/// `key: old→new` for the fields that differ between two audit documents (free-form: each
+/// action records its own shape).
 fn changes(before: &Value, after: &Value) -> String {
     let (Some(b), Some(a)) = (before.as_object(), after.as_object()) else {
         return "-".into();
@@ -361,6 +395,17 @@ fn changes(before: &Value, after: &Value) -> String {
     }
 }
 
+/// One value of an audit document: lists in brackets, `-` for null.
+fn show(v: &Value) -> String {
+    match v {
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(text).collect();
+            list(&items)
+        }
+        other => text(other),
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -368,28 +413,38 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn tables_align_and_survive_missing_fields() {
+    fn tables_align_and_absent_values_print_as_dashes() {
         let t = table(&["A", "LONGER"], &[vec!["wide-cell".into(), "x".into()]]);
         assert_eq!(t, "A          LONGER\nwide-cell  x\n");
-        assert!(render(&Call::Status, &json!({}), Some(&json!({}))).contains("generation -"));
         assert_eq!(
-            render(&Call::Audit(Default::default()), &json!({}), None),
+            audit(&AuditResponse { entries: vec![] }),
             "no audit entries\n"
         );
+        assert_eq!(time(&Value::Null), "-");
+        assert_eq!(time(&json!(-5)), "-");
+        assert_eq!(time(&json!(i64::MAX)), "-", "beyond the year 9999");
+        assert_eq!(time(&json!(1_700_000_000_000_i64)), "2023-11-14T22:13:20Z");
+        assert_eq!(or_dash(None::<u64>), "-");
+        assert_eq!(number(0.0), "0.0");
+        assert_eq!(number(12.5), "12.5");
+        let many: Vec<String> = (0..7).map(|i| format!("t{i}")).collect();
+        assert_eq!(names(&many), "t0,t1,t2,t3,t4,… (7)");
+        assert_eq!(list(&[] as &[String]), "[-]");
     }
 
     #[test]
     fn rollout_answers_read_as_sentences() {
         let answer = json!({
             "result": "applied", "target": "cards", "previous_generation": 3, "generation": 4,
-            "audit_id": 7, "dry_run": false,
-            "before": {"tenants": ["acme"], "percent": 10.0},
-            "after": {"tenants": ["acme", "globex"], "percent": 10.0},
+            "audit_id": 7, "dry_run": false, "note": null,
+            "before": {"state": "rollout", "percent": 10.0, "tenants": ["acme"], "exclude": []},
+            "after": {"state": "rollout", "percent": 10.0, "tenants": ["acme", "globex"],
+                      "exclude": []},
             "moves": [{"route": "cards", "to_new_count": 1, "to_new": ["globex"],
                        "to_legacy_count": 0, "to_legacy": [], "requests_1h": 40,
                        "moving_requests_1h": 10, "share_1h": 0.25, "basis": "busiest_tenants"}],
         });
-        let text = render(&Call::Rollout(Default::default()), &answer, None);
+        let text = rollout(&serde_json::from_value(answer).unwrap());
         assert!(
             text.contains("cards: applied, generation 3 → 4 (audit #7)"),
             "{text}"
@@ -406,6 +461,19 @@ mod tests {
         assert!(
             text.contains("cards: at least 25% of the last hour's requests (10 of 40, counting"),
             "{text}"
+        );
+
+        let cutover = json!({
+            "result": "dry_run", "target": "tenant:umbrella", "previous_generation": 3,
+            "generation": null, "audit_id": 8, "dry_run": true, "note": null, "moves": [],
+            "before": {"tenant": "umbrella", "side": null},
+            "after": {"tenant": "umbrella", "side": "new"},
+        });
+        let text = rollout(&serde_json::from_value(cutover).unwrap());
+        assert_eq!(
+            text,
+            "tenant:umbrella: dry run, nothing changed (audit #8)\n  side: - → new\n  \
+             no known tenant changes side\n"
         );
         assert_eq!(
             changes(&json!({"side": null}), &json!({"side": "new"})),

@@ -419,6 +419,9 @@ fn sample(s: &Value) -> String {
     };
     let (p, sh) = (&s["primary"], &s["shadow"]);
     let _ = writeln!(out, "{}   vs   {}", side(p, "primary"), side(sh, "shadow"));
+    if let Some(how) = s["body_comparison"].as_str() {
+        let _ = writeln!(out, "body {how}");
+    }
     let diffs: Vec<&Value> = s["differences"].as_array().into_iter().flatten().collect();
     if !diffs.is_empty() {
         out.push_str("differences under the current rules:\n");

@@ -72,9 +72,17 @@ fn sample_shows_a_unified_diff_and_the_curl_line() {
         "primary": {"side": "legacy", "status": 200, "elapsed_ms": 1.0, "body": "{\"id\":1,\"price\":10}"},
         "shadow": {"side": "new", "status": 200, "elapsed_ms": 2.0, "body": "{\"id\":1,\"price\":11}"},
         "differences": [{"path": "/price", "kind": "value", "primary": "10", "shadow": "11"}],
+        "body_compared_as": "json_sniffed",
+        "body_comparison": "compared as JSON (sniffed: no JSON content type, both bodies parse)",
         "curl": "curl 'http://h/api/cards/1' -H 'x-tenant-id: acme'"
     });
     let out = sample(&s);
+    assert!(
+        out.contains(
+            "\nbody compared as JSON (sniffed: no JSON content type, both bodies parse)\n"
+        ),
+        "{out}"
+    );
     assert!(
         out.contains("--- legacy (primary)\n+++ new (shadow)\n"),
         "{out}"

@@ -14,12 +14,17 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::file::{RawConfig, RawListen, RawShadowGlobal, RawStore, RawUpstream, Text};
+use super::file::{
+    RawConfig, RawListen, RawShadowGlobal, RawStore, RawTelemetry, RawUpstream, Text,
+};
 use super::units::{RawSize, parse_duration, parse_size, percent_to_bp};
 use super::{ConfigErrors, Diag, Refs, parse_sections};
-use crate::rules::{Limits, Listen, RuleSet, ShadowGlobal, StoreConfig, UpstreamSpec};
+use crate::rules::{
+    AccessLogTarget, Limits, Listen, RuleSet, ShadowGlobal, StoreConfig, Telemetry, UpstreamSpec,
+};
 
 mod admin;
+mod compare;
 mod route;
 mod tenant;
 
@@ -42,16 +47,18 @@ pub(super) fn compile(text: &str, path: &Path) -> Result<RuleSet, ConfigErrors> 
     let upstreams = upstreams(&mut cx, &raw);
     let default_upstream = default_upstream(&mut cx, &raw, &upstreams);
     let (resolver, directory) = tenant::compile(&mut cx, &raw);
+    let shadow = shadow_global(&mut cx, raw.shadow.as_ref());
     let known = Known {
         upstreams: &upstreams,
         quiet: raw.failed.upstreams,
         has_directory: raw.failed.tenant
             || raw.tenant.as_ref().is_some_and(|t| t.directory.is_some()),
+        redact_key: shadow.redact_key.as_deref(),
     };
     let (routes, route_spans) = route::compile_all(&mut cx, &raw, &known, &default_upstream);
     let matcher = route::build_matcher(&mut cx, &routes, &route_spans);
-    let shadow = shadow_global(&mut cx, raw.shadow.as_ref());
     let store = store(&mut cx, raw.store.as_ref());
+    let telemetry = telemetry(&mut cx, raw.telemetry.as_ref());
     if cx.diag.has_errors() {
         return Err(cx.diag.finish());
     }
@@ -67,6 +74,7 @@ pub(super) fn compile(text: &str, path: &Path) -> Result<RuleSet, ConfigErrors> 
         routes,
         shadow,
         store,
+        telemetry,
         tenant: resolver,
         directory,
         matcher,
@@ -80,6 +88,8 @@ pub(super) struct Known<'a> {
     pub(super) quiet: bool,
     /// A tenant directory is configured (or `[tenant]` failed, so it is unknown).
     pub(super) has_directory: bool,
+    /// `[shadow] redact_key_file`: compare rules hash redacted values with it.
+    pub(super) redact_key: Option<&'a [u8]>,
 }
 
 // === value helpers ===
@@ -324,25 +334,51 @@ fn upstream(cx: &mut Cx<'_>, name: &Text, u: &RawUpstream) -> UpstreamSpec {
     }
 }
 
+/// Why an origin URL is not usable.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid origin {text:?}: {why}")]
+pub(super) struct OriginError {
+    text: String,
+    why: OriginProblem,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum OriginProblem {
+    #[error("{0}")]
+    Unparsable(#[from] http::uri::InvalidUri),
+    #[error("must start with http:// or https://")]
+    Scheme,
+    #[error("needs a host")]
+    NoHost,
+    #[error("user info is not allowed")]
+    UserInfo,
+    #[error("must not have a path or query; use a route's rewrite.add_prefix")]
+    Path,
+}
+
 /// An origin URL: `http://` or `https://`, a host, no path beyond `/`, no query.
-pub(super) fn origin(text: &str) -> Result<http::Uri, String> {
-    let bad = |why: &str| format!("invalid origin {text:?}: {why}");
-    let uri: http::Uri = text.trim().parse().map_err(|e| bad(&format!("{e}")))?;
+pub(super) fn origin(text: &str) -> Result<http::Uri, OriginError> {
+    let bad = |why| OriginError {
+        text: text.to_owned(),
+        why,
+    };
+    let uri: http::Uri = text
+        .trim()
+        .parse()
+        .map_err(|e| bad(OriginProblem::Unparsable(e)))?;
     match uri.scheme_str() {
         Some("http" | "https") => {}
-        _ => return Err(bad("must start with http:// or https://")),
+        _ => return Err(bad(OriginProblem::Scheme)),
     }
     match uri.host() {
         Some(h) if !h.is_empty() => {}
-        _ => return Err(bad("needs a host")),
+        _ => return Err(bad(OriginProblem::NoHost)),
     }
     if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
-        return Err(bad("user info is not allowed"));
+        return Err(bad(OriginProblem::UserInfo));
     }
     if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
-        return Err(bad(
-            "must not have a path or query; use a route's rewrite.add_prefix",
-        ));
+        return Err(bad(OriginProblem::Path));
     }
     Ok(uri)
 }
@@ -413,6 +449,41 @@ fn shadow_global(cx: &mut Cx<'_>, raw: Option<&RawShadowGlobal>) -> ShadowGlobal
             .redact_key_file
             .as_ref()
             .and_then(|v| cx.secret(v, "shadow.redact_key_file")),
+        noise_window: noise_window(cx, s.noise_window.as_ref()),
+    }
+}
+
+/// `[shadow] noise_window`: at least a minute, the resolution of the store's counts.
+fn noise_window(cx: &mut Cx<'_>, v: Option<&Text>) -> Duration {
+    const DEFAULT: Duration = Duration::from_secs(24 * 3600);
+    let window = cx.duration(v, DEFAULT);
+    match v {
+        Some(v) if window < Duration::from_secs(60) => {
+            cx.diag.at(
+                v.span(),
+                "shadow.noise_window must be at least 1m (the store counts per minute)",
+            );
+            DEFAULT
+        }
+        _ => window,
+    }
+}
+
+fn telemetry(cx: &mut Cx<'_>, raw: Option<&RawTelemetry>) -> Telemetry {
+    let empty = RawTelemetry::default();
+    let t = raw.unwrap_or(&empty);
+    let access_log = match t.access_log.as_ref() {
+        None => None,
+        Some(v) => match v.get_ref().trim() {
+            "" | "off" => None,
+            "stdout" => Some(Arc::new(AccessLogTarget::Stdout)),
+            "stderr" => Some(Arc::new(AccessLogTarget::Stderr)),
+            path => Some(Arc::new(AccessLogTarget::File(cx.refs.resolve(path)))),
+        },
+    };
+    Telemetry {
+        access_log,
+        access_log_tenants: t.access_log_tenants.unwrap_or(false),
     }
 }
 
@@ -441,8 +512,17 @@ fn store(cx: &mut Cx<'_>, raw: Option<&RawStore>) -> StoreConfig {
     }
 }
 
+/// Why a store URL is not usable.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+enum StoreUrlError {
+    #[error("invalid store url {0:?}: expected sqlite://FILE or postgres://…")]
+    Scheme(String),
+    #[error("invalid store url {0:?}: no database file")]
+    NoFile(String),
+}
+
 /// `sqlite://` paths resolved against the config's directory; `postgres://` as written.
-fn store_url(url: &str, refs: &Refs) -> Result<String, String> {
+fn store_url(url: &str, refs: &Refs) -> Result<String, StoreUrlError> {
     let url = url.trim();
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok(url.to_owned());
@@ -451,16 +531,14 @@ fn store_url(url: &str, refs: &Refs) -> Result<String, String> {
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
     else {
-        return Err(format!(
-            "invalid store url {url:?}: expected sqlite://FILE or postgres://…"
-        ));
+        return Err(StoreUrlError::Scheme(url.to_owned()));
     };
     let (file, query) = match rest.split_once('?') {
         Some((f, q)) => (f, Some(q)),
         None => (rest, None),
     };
     if file.is_empty() {
-        return Err(format!("invalid store url {url:?}: no database file"));
+        return Err(StoreUrlError::NoFile(url.to_owned()));
     }
     if file == ":memory:" {
         return Ok(format!(

@@ -44,27 +44,45 @@ impl<'de> Deserialize<'de> for RawSize {
     }
 }
 
-/// Bytes in a size, or a message saying what is wrong with it.
-pub fn parse_size(raw: &RawSize) -> Result<u64, String> {
+/// Why a size, a duration or a percentage is not valid; the message says how to write it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum UnitError {
+    #[error("size must not be negative, got {0}")]
+    NegativeSize(i64),
+    #[error(
+        "invalid size {0:?}: expected a number of bytes or a number with a unit (B, KiB, MiB, GiB, TiB, kB, MB, GB, TB), such as \"512KiB\""
+    )]
+    BadSize(String),
+    #[error("size {0:?} is too large")]
+    SizeTooLarge(String),
+    #[error(
+        "invalid duration {text:?}: {reason}; write a number with a unit, such as \"250ms\", \"10s\", \"5m\" or \"1h\""
+    )]
+    BadDuration {
+        text: String,
+        reason: humantime::DurationError,
+    },
+    #[error("percent must be between 0 and 100, got {0}")]
+    PercentRange(f64),
+    #[error("percent has a resolution of 0.01, got {0}")]
+    PercentResolution(f64),
+}
+
+/// Bytes in a size.
+pub fn parse_size(raw: &RawSize) -> Result<u64, UnitError> {
     match raw {
-        RawSize::Int(n) => {
-            u64::try_from(*n).map_err(|_| format!("size must not be negative, got {n}"))
-        }
+        RawSize::Int(n) => u64::try_from(*n).map_err(|_| UnitError::NegativeSize(*n)),
         RawSize::Text(text) => parse_size_str(text),
     }
 }
 
-fn parse_size_str(text: &str) -> Result<u64, String> {
+fn parse_size_str(text: &str) -> Result<u64, UnitError> {
     let trimmed = text.trim();
     let split = trimmed
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(trimmed.len());
     let (digits, unit) = trimmed.split_at(split);
-    let bad = || {
-        format!(
-            "invalid size {text:?}: expected a number of bytes or a number with a unit (B, KiB, MiB, GiB, TiB, kB, MB, GB, TB), such as \"512KiB\""
-        )
-    };
+    let bad = || UnitError::BadSize(text.to_owned());
     if digits.is_empty() {
         return Err(bad());
     }
@@ -83,27 +101,28 @@ fn parse_size_str(text: &str) -> Result<u64, String> {
     };
     number
         .checked_mul(multiplier)
-        .ok_or_else(|| format!("size {text:?} is too large"))
+        .ok_or_else(|| UnitError::SizeTooLarge(text.to_owned()))
 }
 
 /// A duration such as `"250ms"`, `"5m"` or `"1h 30m"`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim()).map_err(|e| {
-        format!("invalid duration {text:?}: {e}; write a number with a unit, such as \"250ms\", \"10s\", \"5m\" or \"1h\"")
+pub fn parse_duration(text: &str) -> Result<Duration, UnitError> {
+    humantime::parse_duration(text.trim()).map_err(|reason| UnitError::BadDuration {
+        text: text.to_owned(),
+        reason,
     })
 }
 
 /// A percentage with 0.01 resolution, as basis points (0..=10000).
-pub fn percent_to_bp(percent: f64) -> Result<u32, String> {
+pub fn percent_to_bp(percent: f64) -> Result<u32, UnitError> {
     if !percent.is_finite() || !(0.0..=100.0).contains(&percent) {
-        return Err(format!("percent must be between 0 and 100, got {percent}"));
+        return Err(UnitError::PercentRange(percent));
     }
     let scaled = percent * 100.0;
     let rounded = scaled.round();
     // 0.01 resolution: a value such as 12.345 cannot be honoured exactly, so say so rather
     // than silently rounding a rollout share.
     if (scaled - rounded).abs() > 1e-6 {
-        return Err(format!("percent has a resolution of 0.01, got {percent}"));
+        return Err(UnitError::PercentResolution(percent));
     }
     // The range check above bounds `rounded` to 0..=10000, so the cast is exact.
     Ok(rounded as u32)
@@ -115,7 +134,7 @@ mod tests {
     use super::*;
 
     fn size(s: &str) -> Result<u64, String> {
-        parse_size(&RawSize::Text(s.to_owned()))
+        parse_size(&RawSize::Text(s.to_owned())).map_err(|e| e.to_string())
     }
 
     #[test]

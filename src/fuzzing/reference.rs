@@ -10,10 +10,10 @@ use hmac::{Hmac, Mac};
 use http::{HeaderMap, HeaderValue, Method};
 use sha2::Sha256;
 
-use crate::rules::valid_tenant_id;
-use crate::shadow::compare::{
+use crate::compare::{
     Captured, CompareConfig, CompareRules, Diff, Kind, MAX_DIFFERENCES, diff_json, redact_json,
 };
+use crate::rules::valid_tenant_id;
 
 // === JWT ===
 
@@ -383,14 +383,14 @@ pub fn diff(data: &[u8]) {
     let b = captured(body_b, ct((shape >> 2) & 3), enc);
     let rules = compare_rules(*selector);
 
-    let ab = crate::shadow::compare::diff(&a, &b, &rules);
+    let ab = crate::compare::diff(&a, &b, &rules);
     assert!(ab.differences.len() <= MAX_DIFFERENCES);
     assert!(
-        crate::shadow::compare::diff(&a, &a, &rules).is_empty(),
+        crate::compare::diff(&a, &a, &rules).is_empty(),
         "a response differs from itself"
     );
     let symmetric = *selector & (8 | 16) == 0;
-    let ba = crate::shadow::compare::diff(&b, &a, &rules);
+    let ba = crate::compare::diff(&b, &a, &rules);
     if symmetric && !ab.truncated && !ba.truncated {
         assert_eq!(
             counts(&ab, false),

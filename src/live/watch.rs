@@ -9,7 +9,9 @@
 use std::collections::{BTreeSet, HashSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use notify::RecursiveMode;
@@ -22,7 +24,7 @@ const DEBOUNCE: Duration = Duration::from_millis(150);
 
 fn watched_dirs(live: &Live) -> BTreeSet<PathBuf> {
     let snapshot = live.load();
-    std::iter::once(live.path().to_path_buf())
+    std::iter::once(live.source().path().to_path_buf())
         .chain(snapshot.rules.files.iter().cloned())
         .filter_map(|file| {
             let dir = file.parent().map(Path::to_path_buf)?;
@@ -40,7 +42,7 @@ fn watched_dirs(live: &Live) -> BTreeSet<PathBuf> {
 /// store's own writes above all — is ignored, so it never causes a recompile.
 fn watched_names(live: &Live) -> HashSet<OsString> {
     let snapshot = live.load();
-    std::iter::once(live.path())
+    std::iter::once(live.source().path())
         .chain(snapshot.rules.files.iter().map(PathBuf::as_path))
         .filter_map(|file| file.file_name().map(OsString::from))
         .collect()
@@ -64,11 +66,12 @@ pub fn spawn_file_watch(live: Arc<Live>) {
         None,
         move |result: notify_debouncer_full::DebounceEventResult| {
             let Ok(events) = result else { return };
-            let relevant = filter.lock().is_ok_and(|names| {
+            let relevant = {
+                let names = filter.lock();
                 events
                     .iter()
                     .any(|e| !e.kind.is_access() && e.paths.iter().any(|p| is_relevant(p, &names)))
-            });
+            };
             if relevant {
                 // A full channel already holds a pending reload: dropping this wake-up loses nothing.
                 let _ = tx.try_send(());
@@ -93,9 +96,7 @@ pub fn spawn_file_watch(live: Arc<Live>) {
             if let Err(error) = live.reload(Trigger::File).await {
                 tracing::debug!("file-triggered reload rejected: {error}");
             }
-            if let Ok(mut names) = names.lock() {
-                *names = watched_names(&live);
-            }
+            *names.lock() = watched_names(&live);
             let now = watched_dirs(&live);
             if now != dirs {
                 for dir in dirs.difference(&now) {

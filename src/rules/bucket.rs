@@ -6,16 +6,26 @@
 //! percent in basis points; raising the percent therefore only ever adds keys. The test vectors
 //! below are a compatibility promise: changing them moves real customers between sides.
 
-use std::io::{Cursor, Read};
+use std::io::Cursor;
 
 /// Bucket of `key` under `salt`, in 0..10000 (0.01 % resolution).
 pub fn bucket(salt: &str, key: &str) -> u32 {
-    // Chained readers hash "{salt}:{key}" without building the string.
-    let mut input = Cursor::new(salt.as_bytes())
-        .chain(Cursor::new(&b":"[..]))
-        .chain(Cursor::new(key.as_bytes()));
-    // Reading from in-memory slices cannot fail; 0 would only ever be a harmless fallback.
-    murmur3::murmur3_32(&mut input, 0).unwrap_or(0) % 10_000
+    // "{salt}:{key}" is put together on the stack when it fits (it nearly always does): the
+    // hash reads one slice, which is several times cheaper than chained readers.
+    let len = salt.len() + 1 + key.len();
+    let mut stack = [0u8; 256];
+    let mut heap = Vec::new();
+    let input: &mut [u8] = if len <= stack.len() {
+        &mut stack[..len]
+    } else {
+        heap.resize(len, 0);
+        &mut heap
+    };
+    input[..salt.len()].copy_from_slice(salt.as_bytes());
+    input[salt.len()] = b':';
+    input[salt.len() + 1..].copy_from_slice(key.as_bytes());
+    // Reading from an in-memory slice cannot fail; 0 would only ever be a harmless fallback.
+    murmur3::murmur3_32(&mut Cursor::new(&*input), 0).unwrap_or(0) % 10_000
 }
 
 #[cfg(test)]

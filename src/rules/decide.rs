@@ -31,7 +31,7 @@ use super::{
 
 impl RuleSet {
     /// Which side serves this request, and whether a shadow copy goes to the other side. Pure.
-    pub fn decide<'a>(&'a self, req: &RequestView<'a>, now: SystemTime) -> Decision<'a> {
+    pub fn decide<'r, 't>(&'r self, req: &RequestView<'t>, now: SystemTime) -> Decision<'r, 't> {
         let now_unix = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let tenant = self.tenant.resolve(req, now_unix);
         let Some(route) = self.matcher.find(&self.routes, req) else {
@@ -198,7 +198,7 @@ fn shadow_side(
 
 /// The decision as JSON: `route`, `tenant`, `side`, `upstream`, `reason`, `shadow`,
 /// `generation`, plus `forced`, `reject` and the rule set's `config_hash`.
-pub fn explain(rules: &RuleSet, d: &Decision, generation: u64) -> serde_json::Value {
+pub fn explain(rules: &RuleSet, d: &Decision<'_, '_>, generation: u64) -> serde_json::Value {
     json!({
         "route": d.route.map(|r| r.name.as_str()),
         "tenant": d.tenant.as_deref(),

@@ -6,9 +6,20 @@
 //! `now` given to `decide` (with a fixed 60 s leeway for clock skew) so the check is testable and
 //! the decision stays pure; `iss` and `aud` are required and checked when configured. Anything
 //! that fails yields no tenant from this source.
+//!
+//! Verifying a signature and decoding the claims costs microseconds, and a client sends the same
+//! token on every request for its whole lifetime. So a verified token's tenant claim and times
+//! are remembered in a small direct-mapped cache keyed by the token's exact bytes (compared in
+//! full, never by hash alone): a repeat is a hash, a comparison and the time check against
+//! `now`, which still runs on every request. The cache belongs to one rule generation, so new
+//! keys after a reload start from an empty one; it never changes an answer, only its cost.
 
 use std::collections::HashSet;
 use std::fmt;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
 
 use http::HeaderName;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm};
@@ -22,6 +33,11 @@ use super::tenant::cookie;
 pub const LEEWAY_SECS: u64 = 60;
 /// Longer tokens are not looked at (a bound on work per request).
 const MAX_TOKEN_LEN: usize = 16 * 1024;
+/// Slots of the verified-token cache; with tokens up to [`MAX_CACHED_LEN`] it holds at most
+/// 4 MiB of token bytes.
+const CACHE_SLOTS: usize = 1024;
+/// Longer tokens are verified every time instead of cached.
+const MAX_CACHED_LEN: usize = 4 * 1024;
 
 /// Where the token is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +51,22 @@ pub(crate) struct JwtSource {
     claim: String,
     at: TokenAt,
     keys: Keys,
+    cache: TokenCache,
+}
+
+/// Verified tokens by their bytes: direct-mapped, lock-free (a slot is swapped whole).
+struct TokenCache {
+    slots: Box<[ArcSwapOption<Verified>]>,
+    hasher: foldhash::fast::FixedState,
+}
+
+/// What a verified token said: enough to answer again without verifying.
+struct Verified {
+    token: Box<str>,
+    /// The claim's value, when it is a string.
+    tenant: Option<Box<str>>,
+    exp: f64,
+    nbf: Option<f64>,
 }
 
 enum Keys {
@@ -61,6 +93,20 @@ impl fmt::Debug for JwtSource {
             .field("keys", &keys)
             .finish()
     }
+}
+
+/// Why a JWT source's key material is not usable.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum KeyError {
+    #[error("unusable HS256 secret: {0}")]
+    Secret(#[source] jsonwebtoken::errors::Error),
+    /// A problem in the JWKS document, at a 1-based position where one is known.
+    #[error("{message}")]
+    Jwks {
+        line: usize,
+        col: usize,
+        message: String,
+    },
 }
 
 /// What `iss` and `aud` must be, when configured.
@@ -98,9 +144,8 @@ impl JwtSource {
         at: TokenAt,
         secret: &[u8],
         expect: &Expect,
-    ) -> Result<Self, String> {
-        let key =
-            DecodingKey::from_secret(secret).map_err(|e| format!("unusable HS256 secret: {e}"))?;
+    ) -> Result<Self, KeyError> {
+        let key = DecodingKey::from_secret(secret).map_err(KeyError::Secret)?;
         let key = VerifyingKey {
             kid: None,
             key,
@@ -110,6 +155,7 @@ impl JwtSource {
             claim,
             at,
             keys: Keys::Hs256(Box::new(key)),
+            cache: TokenCache::new(),
         })
     }
 
@@ -121,17 +167,17 @@ impl JwtSource {
         at: TokenAt,
         json: &str,
         expect: &Expect,
-    ) -> Result<Self, (usize, usize, String)> {
+    ) -> Result<Self, KeyError> {
         let set: JwkSet = serde_json::from_str(json).map_err(|e| {
             // serde_json's message ends with " at line L column C"; the position has its own
             // place in the error.
             let text = e.to_string();
             let message = text.split(" at line ").next().unwrap_or(&text).to_owned();
-            (
-                e.line().max(1),
-                e.column().max(1),
-                format!("invalid JWKS: {message}"),
-            )
+            KeyError::Jwks {
+                line: e.line().max(1),
+                col: e.column().max(1),
+                message: format!("invalid JWKS: {message}"),
+            }
         })?;
         let mut keys = Vec::new();
         for jwk in &set.keys {
@@ -149,7 +195,11 @@ impl JwtSource {
             };
             let key = DecodingKey::from_jwk(jwk).map_err(|e| {
                 let kid = jwk.common.key_id.as_deref().unwrap_or("?");
-                (1, 1, format!("JWKS key {kid:?} is unusable: {e}"))
+                KeyError::Jwks {
+                    line: 1,
+                    col: 1,
+                    message: format!("JWKS key {kid:?} is unusable: {e}"),
+                }
             })?;
             keys.push(VerifyingKey {
                 kid: jwk.common.key_id.clone(),
@@ -158,12 +208,17 @@ impl JwtSource {
             });
         }
         if keys.is_empty() {
-            return Err((1, 1, "JWKS has no usable key: only RS256 (RSA) and ES256 (EC P-256) signing keys are supported".to_owned()));
+            return Err(KeyError::Jwks {
+                line: 1,
+                col: 1,
+                message: "JWKS has no usable key: only RS256 (RSA) and ES256 (EC P-256) signing keys are supported".to_owned(),
+            });
         }
         Ok(JwtSource {
             claim,
             at,
             keys: Keys::Jwks(keys),
+            cache: TokenCache::new(),
         })
     }
 
@@ -179,14 +234,28 @@ impl JwtSource {
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return None;
         }
+        if let Some(known) = self.cache.get(token) {
+            return known.answer(now_unix);
+        }
         let key = self.key_for(token)?;
         let data =
             jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &key.validation).ok()?;
-        check_times(&data.claims, now_unix)?;
-        match data.claims.get(&self.claim)? {
-            Value::String(s) => Some(s.clone()),
-            _ => None,
-        }
+        let verified = Verified {
+            token: Box::from(token),
+            tenant: match data.claims.get(&self.claim) {
+                Some(Value::String(s)) => Some(Box::from(s.as_str())),
+                _ => None,
+            },
+            // `exp` is required (a token without a numeric one never verifies).
+            exp: data.claims.get("exp")?.as_f64()?,
+            nbf: match data.claims.get("nbf") {
+                None => None,
+                Some(nbf) => Some(nbf.as_f64()?),
+            },
+        };
+        let answer = verified.answer(now_unix);
+        self.cache.put(verified);
+        answer
     }
 
     fn key_for(&self, token: &str) -> Option<&VerifyingKey> {
@@ -205,6 +274,45 @@ impl JwtSource {
     }
 }
 
+// === impl TokenCache ===
+
+impl TokenCache {
+    fn new() -> TokenCache {
+        TokenCache {
+            slots: (0..CACHE_SLOTS).map(|_| ArcSwapOption::empty()).collect(),
+            hasher: foldhash::fast::FixedState::with_seed(rand::random()),
+        }
+    }
+
+    fn slot(&self, token: &str) -> Option<&ArcSwapOption<Verified>> {
+        let index = self.hasher.hash_one(token) as usize % self.slots.len();
+        self.slots.get(index)
+    }
+
+    fn get(&self, token: &str) -> Option<Arc<Verified>> {
+        self.slot(token)?
+            .load_full()
+            .filter(|known| *known.token == *token)
+    }
+
+    fn put(&self, verified: Verified) {
+        if verified.token.len() > MAX_CACHED_LEN {
+            return;
+        }
+        if let Some(slot) = self.slot(&verified.token) {
+            slot.store(Some(Arc::new(verified)));
+        }
+    }
+}
+
+impl Verified {
+    /// The tenant, if the token's times hold at `now`.
+    fn answer(&self, now: u64) -> Option<String> {
+        times_hold(self.exp, self.nbf, now)?;
+        self.tenant.as_deref().map(str::to_owned)
+    }
+}
+
 fn strip_bearer(value: &str) -> &str {
     match value.get(..7) {
         Some(p) if p.eq_ignore_ascii_case("bearer ") => value[7..].trim_start(),
@@ -213,14 +321,22 @@ fn strip_bearer(value: &str) -> &str {
 }
 
 /// `exp` required and not passed; `nbf`, when present, reached. Both numeric.
+#[cfg(test)]
 fn check_times(claims: &Map<String, Value>, now: u64) -> Option<()> {
     let exp = claims.get("exp")?.as_f64()?;
+    let nbf = match claims.get("nbf") {
+        None => None,
+        Some(nbf) => Some(nbf.as_f64()?),
+    };
+    times_hold(exp, nbf, now)
+}
+
+/// `exp` not passed and `nbf` reached at `now`, within the leeway.
+fn times_hold(exp: f64, nbf: Option<f64>, now: u64) -> Option<()> {
     if exp + (LEEWAY_SECS as f64) < now as f64 {
         return None;
     }
-    if let Some(nbf) = claims.get("nbf")
-        && nbf.as_f64()? > (now + LEEWAY_SECS) as f64
-    {
+    if nbf.is_some_and(|nbf| nbf > (now + LEEWAY_SECS) as f64) {
         return None;
     }
     Some(())

@@ -503,8 +503,6 @@ mod tests {
             fallback: false,
             fallback_buffer: 0,
             shadow: None,
-            compare: None,
-            compare_at: None,
             paths: vec![pattern.to_owned()],
             methods: index.is_multiple_of(2).then(|| vec![Method::GET]),
             host: None,

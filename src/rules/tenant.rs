@@ -63,18 +63,15 @@ pub(crate) enum TenantSource {
 }
 
 impl TenantResolver {
-    pub(crate) fn resolve<'a>(
-        &'a self,
-        req: &RequestView<'a>,
-        now_unix: u64,
-    ) -> Option<Cow<'a, str>> {
+    /// The tenant of a request: borrowed from the request where it can be.
+    pub(crate) fn resolve<'t>(&self, req: &RequestView<'t>, now_unix: u64) -> Option<Cow<'t, str>> {
         self.sources.iter().find_map(|s| s.extract(req, now_unix))
     }
 }
 
 impl TenantSource {
-    fn extract<'a>(&'a self, req: &RequestView<'a>, now_unix: u64) -> Option<Cow<'a, str>> {
-        let id: Cow<'a, str> = match self {
+    fn extract<'t>(&self, req: &RequestView<'t>, now_unix: u64) -> Option<Cow<'t, str>> {
+        let id: Cow<'t, str> = match self {
             TenantSource::Header { name, trusted } => {
                 if !trusted.is_empty()
                     && !req

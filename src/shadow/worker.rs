@@ -4,48 +4,45 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request};
 use http_body_util::{BodyExt, Limited};
 use tokio::sync::{Semaphore, mpsc};
 
-use super::compare::{self, Captured, CompareRules, Diff};
-use super::decode;
 use super::noise::{NoiseModel, NoiseVerdict};
-use super::{Job, record_skip, skip};
-use crate::live::Snapshot;
-use crate::proxy::body;
-use crate::proxy::forward::{self, Downstream, SHADOW_HEADER};
-use crate::rules::{Route, ShadowPolicy, Side};
-use crate::store::{
-    DiffRecord, Outcome, SamplePair, SampleResponse, SelfCheck, ShadowResult, StoreWriter,
-};
-use crate::telemetry::Metrics;
+use super::{Job, SkipSink, skip};
+use crate::body;
+use crate::clock::Clock;
+use crate::compare::decode;
+use crate::compare::{self, Captured, CompareRules, Diff};
+use crate::error::ProxyError;
+use crate::head::{self, Downstream, SHADOW_HEADER};
+use crate::rules::Side;
+use crate::store::{DiffRecord, Outcome, SamplePair, SampleResponse, SelfCheck, ShadowResult};
 
 pub(super) async fn dispatch(
     mut rx: mpsc::Receiver<Job>,
     in_flight: Arc<Semaphore>,
     pending: Arc<AtomicUsize>,
-    metrics: Arc<Metrics>,
     noise: Arc<NoiseModel>,
-    writer: Option<StoreWriter>,
+    skips: SkipSink,
 ) {
     while let Some(job) = rx.recv().await {
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
             return;
         };
-        let metrics = metrics.clone();
         let noise = noise.clone();
-        let writer = writer.clone();
+        let skips = skips.clone();
         let pending = pending.clone();
         tokio::spawn(async move {
-            let result = run(job, &metrics, &noise, writer.as_ref()).await;
-            if let (Some(writer), Some(result)) = (&writer, result)
+            let result = run(job, &skips, &noise).await;
+            if let (Some(writer), Some(result)) = (&skips.writer, result)
                 && !writer.try_send(result)
             {
-                metrics
+                skips
+                    .metrics
                     .store_dropped
                     .get_or_create(&crate::telemetry::ResultLabel {
                         result: "queue_full".into(),
@@ -64,49 +61,32 @@ struct Collected {
     elapsed: Duration,
 }
 
-async fn run(
-    job: Job,
-    metrics: &Metrics,
-    noise: &NoiseModel,
-    writer: Option<&StoreWriter>,
-) -> Option<ShadowResult> {
+async fn run(mut job: Job, skips: &SkipSink, noise: &NoiseModel) -> Option<ShadowResult> {
+    let metrics = &skips.metrics;
     let snapshot = job.snapshot.clone();
     let route = snapshot.rules.routes.get(job.route_index)?;
     let policy = route.shadow.as_ref()?;
-    let rules = snapshot.compare.get(job.route_index)?.clone();
-    let at_ms = crate::util::now_ms();
-    let primary =
-        match tokio::time::timeout(policy.timeout + Duration::from_secs(30), job.primary).await {
-            Ok(Ok(p)) if !p.body.incomplete => p,
-            _ => {
-                record_skip(
-                    metrics,
-                    writer,
-                    &route.name,
-                    job.tenant.as_deref(),
-                    job.primary_side,
-                    skip::PRIMARY_INCOMPLETE,
-                );
-                return None;
-            }
-        };
-    let max_body = policy.max_body as usize;
-    let downstream = Downstream {
-        peer: job.peer,
-        tls: false,
-        host: job.host.as_deref(),
-    };
-    let shadow = call(
-        &snapshot,
-        route,
-        policy,
-        job.shadow_side,
-        &job.request,
-        &job.body,
-        &downstream,
-        max_body,
+    let rules = policy.compare.clone();
+    let at_ms = skips.clock.now_ms();
+    noise.set_window(snapshot.rules.shadow.noise_window);
+    let primary = match tokio::time::timeout(
+        policy.timeout + Duration::from_secs(30),
+        &mut job.primary,
     )
-    .await;
+    .await
+    {
+        Ok(Ok(p)) if !p.body.incomplete => p,
+        _ => {
+            skips.record(
+                &route.name,
+                job.tenant.as_deref(),
+                job.primary_side,
+                skip::PRIMARY_INCOMPLETE,
+            );
+            return None;
+        }
+    };
+    let shadow = call(&job, job.shadow_side, &skips.clock).await;
     let primary_captured = Captured {
         status: primary.status,
         headers: primary.headers,
@@ -117,7 +97,7 @@ async fn run(
         at_ms,
         route: route.name.clone(),
         tenant: job.tenant.clone(),
-        primary_side: job.primary_side.as_str().to_string(),
+        primary_side: job.primary_side,
         outcome: Outcome::Error,
         skip_reason: None,
         error: None,
@@ -131,16 +111,14 @@ async fn run(
         Ok(s) => s,
         Err(error) => {
             metrics.shadow_result(&route.name, "error");
-            result.error = Some(error);
+            result.error = Some(error.to_string());
             return Some(result);
         }
     };
     result.shadow_ms = Some(shadow.elapsed.as_secs_f64() * 1000.0);
     if primary_captured.truncated || shadow.captured.truncated {
         // A cut body would compare its prefix only: not evidence either way.
-        record_skip(
-            metrics,
-            writer,
+        skips.record(
             &route.name,
             job.tenant.as_deref(),
             job.primary_side,
@@ -152,39 +130,29 @@ async fn run(
     let diff = compare::diff(&primary_decoded, &shadow_decoded, &rules);
 
     if job.self_check {
-        let again = call(
-            &snapshot,
-            route,
-            policy,
-            job.primary_side,
-            &job.request,
-            &job.body,
-            &downstream,
-            max_body,
-        )
-        .await;
+        let again = call(&job, job.primary_side, &skips.clock).await;
         if let Ok(again) = again {
             let self_diff = compare::diff(&primary_decoded, &decoded(&again.captured), &rules);
-            noise.record_self(&route.name, &self_diff);
+            noise.record_self(&route.name, &self_diff, at_ms);
             result.self_check = Some(SelfCheck {
                 differing_patterns: patterns(&self_diff),
             });
         }
     }
-    noise.record_cross(&route.name, &diff);
+    noise.record_cross(&route.name, &diff, at_ms);
 
     result.outcome = if diff.differences.is_empty() {
         Outcome::Match
     } else if diff
         .differences
         .iter()
-        .all(|d| noise.classify(&route.name, &d.pattern) == NoiseVerdict::Noise)
+        .all(|d| noise.classify(&route.name, &d.pattern, at_ms) == NoiseVerdict::Noise)
     {
         Outcome::NoiseOnly
     } else {
         Outcome::Mismatch
     };
-    metrics.shadow_result(&route.name, outcome_label(result.outcome));
+    metrics.shadow_result(&route.name, result.outcome.as_str());
     result.diffs = diff
         .differences
         .iter()
@@ -197,7 +165,7 @@ async fn run(
         .collect();
     if !diff.differences.is_empty() {
         result.sample = Some(sample(
-            &job.method,
+            &job.request.method,
             &job.request,
             &job.body,
             &primary_decoded,
@@ -211,16 +179,6 @@ async fn run(
         ));
     }
     Some(result)
-}
-
-fn outcome_label(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Match => "match",
-        Outcome::Mismatch => "mismatch",
-        Outcome::NoiseOnly => "noise_only",
-        Outcome::Error => "error",
-        Outcome::Skipped => "skipped",
-    }
 }
 
 fn patterns(diff: &Diff) -> Vec<String> {
@@ -247,22 +205,32 @@ fn decoded(captured: &Captured) -> Captured {
     }
 }
 
-/// Send the shadow copy (or the self-check call) to `side` and collect a bounded answer.
-#[allow(clippy::too_many_arguments)]
-async fn call(
-    snapshot: &Snapshot,
-    route: &Route,
-    policy: &ShadowPolicy,
-    side: Side,
-    request: &http::request::Parts,
-    body: &Bytes,
-    downstream: &Downstream<'_>,
-    max_body: usize,
-) -> Result<Collected, String> {
+/// Why the shadow copy (or the self-check call) brought no answer; kept with the result.
+#[derive(Debug, thiserror::Error)]
+enum CallError {
+    #[error("{}", .0.chain())]
+    Upstream(#[from] ProxyError),
+    #[error("shadow body: {0}")]
+    Body(#[source] crate::body::BoxError),
+    #[error("shadow timed out after {0:?}")]
+    Timeout(Duration),
+}
+
+/// Send the job's request to `side` (the shadow copy, or the self-check call to the primary
+/// side) and collect a bounded answer.
+async fn call(job: &Job, side: Side, clock: &Clock) -> Result<Collected, CallError> {
+    let snapshot = &job.snapshot;
+    let Some(route) = snapshot.rules.routes.get(job.route_index) else {
+        return Err(ProxyError::UnknownUpstream(String::new()).into());
+    };
+    let Some(policy) = route.shadow.as_ref() else {
+        return Err(ProxyError::UnknownUpstream(route.legacy.clone()).into());
+    };
+    let max_body = usize::try_from(policy.max_body).unwrap_or(usize::MAX);
     let upstream = snapshot.rules.upstream_for(Some(route), side);
-    let pool = snapshot.pools.get(upstream).map_err(|e| e.to_string())?;
-    let origin = pool.pick().map_err(|e| e.to_string())?;
-    let mut parts = request.clone();
+    let pool = snapshot.pools.get(upstream)?;
+    let origin = pool.pick()?;
+    let mut parts = job.request.clone();
     for name in &policy.strip_headers {
         parts.headers.remove(name.as_str());
     }
@@ -277,26 +245,30 @@ async fn call(
     parts
         .headers
         .insert(SHADOW_HEADER, HeaderValue::from_static("1"));
-    let request_id = forward::request_id(&parts.headers);
-    forward::prepare_request(
+    let request_id = head::request_id(&parts.headers);
+    let downstream = Downstream {
+        peer: job.peer,
+        tls: false,
+        host: job.host.as_ref(),
+    };
+    head::prepare_request(
         &mut parts,
         origin,
         side,
         Some(&route.rewrite),
-        downstream,
+        &downstream,
         &request_id,
         false,
     )?;
-    let started = Instant::now();
+    let started = clock.instant();
     let send = async {
         let response = pool
             .send(
                 origin,
-                Request::from_parts(parts, body::full(body.clone())),
+                Request::from_parts(parts, body::full(job.body.clone())),
                 false,
             )
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         let (head, incoming) = response.into_parts();
         let (bytes, truncated) = match Limited::new(incoming, max_body).collect().await {
             Ok(collected) => (collected.to_bytes(), false),
@@ -307,7 +279,7 @@ async fn call(
             {
                 (Bytes::new(), true)
             }
-            Err(error) => return Err(format!("shadow body: {error}")),
+            Err(error) => return Err(CallError::Body(error)),
         };
         Ok(Collected {
             captured: Captured {
@@ -316,12 +288,12 @@ async fn call(
                 body: bytes,
                 truncated,
             },
-            elapsed: started.elapsed(),
+            elapsed: clock.instant().saturating_duration_since(started),
         })
     };
     match tokio::time::timeout(policy.timeout, send).await {
         Ok(result) => result,
-        Err(_) => Err(format!("shadow timed out after {:?}", policy.timeout)),
+        Err(_) => Err(CallError::Timeout(policy.timeout)),
     }
 }
 
@@ -373,14 +345,14 @@ fn sample(
         request_headers: headers(&request.headers),
         request_body: (!body.is_empty()).then(|| text(body)),
         primary: SampleResponse {
-            side: primary_side.as_str().to_string(),
+            side: primary_side,
             status: primary.status,
             headers: headers(&primary.headers),
             body: text(&primary.body),
             elapsed_ms: primary_elapsed.as_secs_f64() * 1000.0,
         },
         shadow: SampleResponse {
-            side: shadow_side.as_str().to_string(),
+            side: shadow_side,
             status: shadow.status,
             headers: headers(&shadow.headers),
             body: text(&shadow.body),

@@ -31,6 +31,9 @@ pub struct AuditEntry {
     pub reason: Option<String>,
     pub generation: Option<u64>,
     pub dry_run: bool,
+    /// The replica that made the change (its `--replica-id`).
+    #[serde(default)]
+    pub replica: Option<String>,
 }
 
 /// Which entries [`Store::list_audit`] returns; every field is optional (admin query string).
@@ -63,8 +66,8 @@ impl Store {
             .transpose()?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO audit_log \
-             (at_ms, token_name, action, target, before_json, after_json, reason, generation, dry_run) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+             (at_ms, token_name, action, target, before_json, after_json, reason, generation, dry_run, replica) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
         )
         .bind(entry.at_ms)
         .bind(entry.token_name.clone())
@@ -75,6 +78,7 @@ impl Store {
         .bind(entry.reason.clone())
         .bind(generation)
         .bind(i64::from(entry.dry_run))
+        .bind(entry.replica.clone())
         .fetch_one(self.pool())
         .await?;
         Ok(id)
@@ -92,7 +96,7 @@ impl Store {
         let limit = f.int(i64::try_from(limit).unwrap_or(i64::MAX));
         let sql = format!(
             "SELECT id, at_ms, token_name, action, target, before_json, after_json, reason, \
-             generation, dry_run FROM audit_log{} ORDER BY at_ms DESC, id DESC LIMIT {limit}",
+             generation, dry_run, replica FROM audit_log{} ORDER BY at_ms DESC, id DESC LIMIT {limit}",
             f.where_sql()
         );
         let rows = f.query(sql).fetch_all(self.pool()).await?;
@@ -116,5 +120,6 @@ fn entry_from_row(row: &AnyRow) -> Result<AuditEntry> {
         reason: row.try_get("reason")?,
         generation: generation.map(count_u64),
         dry_run: dry_run != 0,
+        replica: row.try_get("replica")?,
     })
 }

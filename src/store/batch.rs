@@ -1,6 +1,7 @@
 //! Writing a batch of shadow results: aggregate in memory first (a batch of 500 results over a
-//! handful of routes becomes a handful of rows), then upsert the deltas and feed the sample
-//! reservoirs, all in one transaction.
+//! handful of routes becomes a handful of rows), then upsert the deltas, count each differing
+//! result under its difference set (see [`super::diffsets`]) and feed the sample reservoirs,
+//! all in one transaction.
 //!
 //! Counters are added with `ON CONFLICT … DO UPDATE SET n = table.n + excluded.n`, which is
 //! atomic on both databases, so several gateway replicas sharing one PostgreSQL never lose a
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
+use super::diffsets::{self, LEGACY_MISMATCH, LEGACY_NOISE_ONLY, SetKey};
 use super::histogram::bin_index;
 use super::samples::{self, SampleOffer};
 use super::shadow::bucket_floor;
@@ -55,7 +57,11 @@ struct Aggregate {
     /// (route, pattern, bucket) → count.
     self_diffs: BTreeMap<(String, String, i64), i64>,
     /// (route, tenant, side, bucket, bin) → count.
-    latency: BTreeMap<(String, String, String, i64, i64), i64>,
+    latency: BTreeMap<(String, String, &'static str, i64, i64), i64>,
+    /// (route, tenant, bucket, difference set) → differing results.
+    set_counts: BTreeMap<(String, String, i64, SetKey), i64>,
+    /// Distinct difference sets of the batch → newest time seen.
+    sets: BTreeMap<Vec<(String, String)>, i64>,
     offers: Vec<SampleOffer>,
 }
 
@@ -90,14 +96,18 @@ impl Aggregate {
             Outcome::Skipped => b.skipped += 1,
         }
         if r.outcome == Outcome::Skipped {
-            let reason = r
-                .skip_reason
-                .clone()
-                .unwrap_or_else(|| "unknown".to_owned());
-            *self
-                .skips
-                .entry((r.route.clone(), tenant.clone(), bucket, reason))
-                .or_default() += 1;
+            // A skip without a reason still counts in `skipped`, only not by reason.
+            if let Some(reason) = r.skip_reason {
+                *self
+                    .skips
+                    .entry((
+                        r.route.clone(),
+                        tenant.clone(),
+                        bucket,
+                        reason.as_str().to_owned(),
+                    ))
+                    .or_default() += 1;
+            }
         } else {
             b.compared += 1;
         }
@@ -141,20 +151,39 @@ impl Aggregate {
                 });
         }
 
+        // Results that differed are counted under what they differed on; the report derives
+        // their outcome from it. Matches and errors cannot change on reading: their bucket
+        // counters are enough.
+        if matches!(r.outcome, Outcome::Mismatch | Outcome::NoiseOnly) {
+            let set = if keys.is_empty() {
+                SetKey::Reserved(if r.outcome == Outcome::Mismatch {
+                    LEGACY_MISMATCH
+                } else {
+                    LEGACY_NOISE_ONLY
+                })
+            } else {
+                let members: Vec<(String, String)> = keys
+                    .iter()
+                    .map(|(p, k)| ((*p).to_owned(), (*k).to_owned()))
+                    .collect();
+                let seen = self.sets.entry(members.clone()).or_insert(r.at_ms);
+                *seen = (*seen).max(r.at_ms);
+                SetKey::Members(members)
+            };
+            *self
+                .set_counts
+                .entry((r.route.clone(), tenant.clone(), bucket, set))
+                .or_default() += 1;
+        }
+
         let sides = [
             (r.primary_side.as_str(), r.primary_ms),
-            (r.shadow_side(), r.shadow_ms),
+            (r.shadow_side().as_str(), r.shadow_ms),
         ];
         for (side, ms) in sides {
             if let Some(ms) = ms {
                 let bin = i64::try_from(bin_index(ms)).unwrap_or(0);
-                let k = (
-                    r.route.clone(),
-                    tenant.clone(),
-                    side.to_owned(),
-                    bucket,
-                    bin,
-                );
+                let k = (r.route.clone(), tenant.clone(), side, bucket, bin);
                 *self.latency.entry(k).or_default() += 1;
             }
         }
@@ -291,9 +320,32 @@ impl Store {
             )
             .bind(route.clone())
             .bind(tenant.clone())
-            .bind(side.clone())
+            .bind((*side).to_owned())
             .bind(*bucket)
             .bind(*bin)
+            .bind(*n)
+            .execute(&mut *tx)
+            .await?;
+        }
+
+        let set_ids = diffsets::intern(&mut tx, &agg.sets).await?;
+        for ((route, tenant, bucket, set), n) in &agg.set_counts {
+            let set_id = match set {
+                SetKey::Reserved(id) => *id,
+                SetKey::Members(members) => match set_ids.get(members) {
+                    Some(id) => *id,
+                    None => LEGACY_MISMATCH,
+                },
+            };
+            sqlx::query(
+                "INSERT INTO shadow_set_counts (route, tenant, bucket_ms, set_id, count) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (route, tenant, bucket_ms, set_id) \
+                 DO UPDATE SET count = shadow_set_counts.count + excluded.count",
+            )
+            .bind(route.clone())
+            .bind(tenant.clone())
+            .bind(*bucket)
+            .bind(set_id)
             .bind(*n)
             .execute(&mut *tx)
             .await?;

@@ -3,26 +3,37 @@
 //! classification and sample ids, and a cut-over verdict. One query layer serves both
 //! databases: plain `SUM … GROUP BY` over the per-minute aggregates, merged in Rust.
 //!
-//! Whether a path is noise is decided by the comparison module's statistical rule, passed in as
-//! a closure over [`PathCounts`]: how often the path differed between primary and shadow
-//! (`cross_*`) and between two answers of the primary side (`self_*`, route-wide: noise is a
-//! property of the primary service, not of a tenant). A `(pattern, kind)` row is classified on
+//! Outcomes are derived when the report is read. Compared, errors, skips, self-checks, latency
+//! and stored matches are summed as written (no later knowledge changes them); each result that
+//! differed is counted under its difference set, and each distinct set is classified once under
+//! the current evidence and rules: every difference now ignored → matched, every remaining one
+//! noise → noise only, else mismatched. A route whose only differences are learned noise
+//! therefore reads its true parity once the noise is learned, including for the results written
+//! while it was being learned.
+//!
+//! Whether a path is noise is decided by the comparison module's statistical rule, passed in
+//! through [`PathRules`] with the route's current compare rules: how often the path differed
+//! between primary and shadow (`cross_*`) and between two answers of the primary side
+//! (`self_*`), route-wide (noise is a property of the primary service, not of a tenant) and
+//! over the noise window (see [`super::classify`]). A `(pattern, kind)` row is classified on
 //! its own count, so a noisy field that goes *missing* on the shadow side can still be real.
 //!
 //! Verdict, first rule that applies: a path classified `real` → `not_ready`; fewer than
 //! `min_samples` compared → `insufficient_data`; parity below the route's target → `not_ready`;
 //! otherwise `ready`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 
+use super::classify::{Classes, PathRules};
+use super::diffsets::StoredSet;
 use super::histogram::LatencyHistogram;
 use super::report_query::RawScope;
 use super::samples::SampleIndex;
+use super::shadow::{Side, SkipReason};
 use super::stats::{Z95, wilson_interval};
-use super::{Result, Store};
+use super::{Outcome, Result, Store};
 
 /// Which shadow data a report covers; every field is optional (admin query string).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,7 +61,13 @@ pub struct ReportPolicy {
     pub min_samples: u64,
     /// Differing paths listed per route or tenant (20).
     pub top_paths: usize,
+    /// Span of the recent evidence the noise classification is decided on (24 h; see
+    /// [`super::classify`]).
+    pub noise_window_ms: i64,
 }
+
+/// Default span of the noise evidence: a day.
+pub const DEFAULT_NOISE_WINDOW_MS: i64 = 24 * 3_600_000;
 
 impl Default for ReportPolicy {
     fn default() -> Self {
@@ -59,6 +76,7 @@ impl Default for ReportPolicy {
             default_target_parity: 99.0,
             min_samples: 100,
             top_paths: 20,
+            noise_window_ms: DEFAULT_NOISE_WINDOW_MS,
         }
     }
 }
@@ -98,7 +116,7 @@ pub struct Counts {
     pub noise_only: u64,
     pub errors: u64,
     pub skipped: u64,
-    pub skipped_by_reason: BTreeMap<String, u64>,
+    pub skipped_by_reason: BTreeMap<SkipReason, u64>,
     pub self_checked: u64,
 }
 
@@ -114,7 +132,7 @@ pub struct Parity {
 /// Latency of one side, estimated from the log-scale histogram.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LatencySummary {
-    pub side: String,
+    pub side: Side,
     pub count: u64,
     pub p50_ms: Option<f64>,
     pub p95_ms: Option<f64>,
@@ -191,30 +209,27 @@ pub struct Report {
 /// What every scope of one route shares.
 struct ScopeContext<'a> {
     route: &'a str,
-    evidence: &'a SelfEvidence,
+    classes: &'a Classes<'a>,
+    sets: &'a HashMap<i64, StoredSet>,
     samples: &'a SampleIndex,
     target: f64,
     policy: &'a ReportPolicy,
 }
 
-/// Self-check evidence per route: total checks and differing count per pattern.
-#[derive(Debug, Default)]
-pub(super) struct SelfEvidence {
-    pub total: u64,
-    pub by_pattern: HashMap<String, u64>,
-}
-
 // === impl Store ===
 
 impl Store {
-    /// Build the report for `filter`, classifying paths with `noise`.
+    /// Build the report for `filter`: outcomes derived from what each result differed on,
+    /// paths classified by `rules` (see [`super::classify`]).
     pub async fn report(
         &self,
         filter: &ReportFilter,
         policy: &ReportPolicy,
-        noise: &(dyn Fn(&PathCounts) -> NoiseFlag + Send + Sync),
+        rules: &dyn PathRules,
     ) -> Result<Report> {
-        let evidence = self.self_evidence(filter).await?;
+        let classes = self
+            .classes(filter.route.as_deref(), policy.noise_window_ms, rules)
+            .await?;
         let samples = self.sample_index(filter.route.as_deref()).await?;
         let routes_raw = self.load_scopes(filter, false).await?;
         let mut tenants_raw: BTreeMap<String, Vec<(String, RawScope)>> = BTreeMap::new();
@@ -223,11 +238,15 @@ impl Store {
                 tenants_raw.entry(route).or_default().push((tenant, raw));
             }
         }
+        let set_ids: BTreeSet<i64> = routes_raw
+            .values()
+            .chain(tenants_raw.values().flatten().map(|(_, raw)| raw))
+            .flat_map(|raw| raw.sets.iter().map(|(id, _)| *id))
+            .collect();
+        let sets = self.diff_sets(&set_ids).await?;
 
-        let empty = SelfEvidence::default();
         let mut routes = Vec::with_capacity(routes_raw.len());
         for ((route, _), raw) in routes_raw {
-            let ev = evidence.get(&route).unwrap_or(&empty);
             let target = policy
                 .target_parity
                 .get(&route)
@@ -236,15 +255,16 @@ impl Store {
             let scope_tenant = filter.tenant.as_deref();
             let ctx = ScopeContext {
                 route: &route,
-                evidence: ev,
+                classes: &classes,
+                sets: &sets,
                 samples: &samples,
                 target,
                 policy,
             };
-            let scope = finish(&ctx, scope_tenant, raw, noise);
+            let scope = finish(&ctx, scope_tenant, raw);
             let mut tenants = Vec::new();
             for (tenant, raw) in tenants_raw.remove(&route).unwrap_or_default() {
-                let scope = finish(&ctx, Some(&tenant), raw, noise);
+                let scope = finish(&ctx, Some(&tenant), raw);
                 tenants.push(TenantReport {
                     tenant: (!tenant.is_empty()).then_some(tenant),
                     scope,
@@ -262,74 +282,54 @@ impl Store {
             routes,
         })
     }
-
-    /// Self-check totals per route and differing counts per route × pattern, in the window.
-    async fn self_evidence(&self, filter: &ReportFilter) -> Result<HashMap<String, SelfEvidence>> {
-        let route_only = ReportFilter {
-            tenant: None,
-            by_tenant: false,
-            ..filter.clone()
-        };
-        let mut out: HashMap<String, SelfEvidence> = HashMap::new();
-        let f = super::report_query::window_filter(&route_only);
-        let totals = f
-            .query(format!(
-                "SELECT route, CAST(SUM(self_checked) AS BIGINT) AS n FROM shadow_buckets{} \
-                 GROUP BY route",
-                f.where_sql()
-            ))
-            .fetch_all(self.pool())
-            .await?;
-        for row in &totals {
-            let route: String = row.try_get("route")?;
-            out.entry(route).or_default().total = super::count_u64(row.try_get("n")?);
-        }
-        let rows = f
-            .query(format!(
-                "SELECT route, pattern, CAST(SUM(count) AS BIGINT) AS n FROM shadow_self_diffs{} \
-                 GROUP BY route, pattern",
-                f.where_sql()
-            ))
-            .fetch_all(self.pool())
-            .await?;
-        for row in &rows {
-            let route: String = row.try_get("route")?;
-            let pattern: String = row.try_get("pattern")?;
-            let n = super::count_u64(row.try_get("n")?);
-            out.entry(route).or_default().by_pattern.insert(pattern, n);
-        }
-        Ok(out)
-    }
 }
 
-/// Turn raw sums into a scope report: parity, latency, classified paths, verdict.
-fn finish(
-    ctx: &ScopeContext<'_>,
-    tenant: Option<&str>,
-    raw: RawScope,
-    noise: &(dyn Fn(&PathCounts) -> NoiseFlag + Send + Sync),
-) -> ScopeReport {
-    let (ev, target, policy) = (ctx.evidence, ctx.target, ctx.policy);
-    let counts = raw.counts;
+/// Matched, mismatched and noise-only as they read now: stored matches, plus each differing
+/// result's set classified under the current noise evidence and compare rules.
+pub(super) fn derive(
+    classes: &Classes<'_>,
+    sets: &HashMap<i64, StoredSet>,
+    route: &str,
+    stored_matched: u64,
+    counted: &[(i64, u64)],
+) -> (u64, u64, u64) {
+    let (mut matched, mut mismatched, mut noise_only) = (stored_matched, 0u64, 0u64);
+    for (id, n) in counted {
+        let outcome = sets
+            .get(id)
+            .map_or(Outcome::Mismatch, |set| classes.outcome(route, set));
+        match outcome {
+            Outcome::Match => matched += n,
+            Outcome::NoiseOnly => noise_only += n,
+            _ => mismatched += n,
+        }
+    }
+    (matched, mismatched, noise_only)
+}
+
+/// Turn raw sums into a scope report: derived outcomes, parity, latency, classified paths,
+/// verdict.
+fn finish(ctx: &ScopeContext<'_>, tenant: Option<&str>, raw: RawScope) -> ScopeReport {
+    let (target, policy) = (ctx.target, ctx.policy);
+    let mut counts = raw.counts;
+    (counts.matched, counts.mismatched, counts.noise_only) =
+        derive(ctx.classes, ctx.sets, ctx.route, counts.matched, &raw.sets);
     let parity = parity(&counts, target);
     let latency = raw
         .latency
         .iter()
-        .map(|(side, h)| summarize(side, h))
+        .map(|(side, h)| summarize(*side, h))
         .collect();
 
     let mut paths: Vec<DiffPath> = raw
         .paths
         .into_iter()
-        .map(|p| {
-            let self_diffs = ev.by_pattern.get(&p.pattern).copied().unwrap_or(0);
-            let classification = noise(&PathCounts {
-                cross_diffs: p.count,
-                cross_total: counts.compared,
-                self_diffs,
-                self_total: ev.total,
-            });
-            DiffPath {
+        .filter_map(|p| {
+            let class = ctx.classes.path(ctx.route, &p.pattern, &p.kind);
+            if !class.counted {
+                return None;
+            }
+            Some(DiffPath {
                 rate: if counts.compared == 0 {
                     0.0
                 } else {
@@ -340,11 +340,11 @@ fn finish(
                 count: p.count,
                 first_seen_ms: p.first_seen_ms,
                 last_seen_ms: p.last_seen_ms,
-                classification,
-                noise: classification == NoiseFlag::Noise,
-                self_diffs,
+                classification: class.flag,
+                noise: class.flag == NoiseFlag::Noise,
+                self_diffs: class.evidence.self_diffs,
                 sample_ids: Vec::new(),
-            }
+            })
         })
         .collect();
     paths.sort_by(|a, b| {
@@ -414,9 +414,9 @@ fn parity(c: &Counts, target: f64) -> Parity {
     }
 }
 
-fn summarize(side: &str, h: &LatencyHistogram) -> LatencySummary {
+fn summarize(side: Side, h: &LatencyHistogram) -> LatencySummary {
     LatencySummary {
-        side: side.to_owned(),
+        side,
         count: h.total(),
         p50_ms: h.quantile(0.50),
         p95_ms: h.quantile(0.95),

@@ -8,7 +8,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::shadow::BUCKET_MS;
-use super::{Result, Store, now_ms};
+use super::{Result, Store};
 
 /// Rows deleted by one [`Store::retain`] pass.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -19,27 +19,29 @@ pub struct RetainStats {
     pub samples_by_count: u64,
     /// Reservoir seen-counts of keys not offered a sample within the window.
     pub reservoir_rows: u64,
+    /// Interned patterns and difference sets no result used within the window.
+    pub interned_rows: u64,
 }
 
 /// Tables holding per-minute aggregates, all keyed by `bucket_ms`.
-const AGGREGATE_TABLES: [&str; 5] = [
+const AGGREGATE_TABLES: [&str; 6] = [
     "shadow_buckets",
     "shadow_skips",
     "shadow_diffs",
     "shadow_self_diffs",
     "shadow_latency",
+    "shadow_set_counts",
 ];
+
+/// Interned rows, kept while some result within the window used them. Patterns before sets:
+/// the order the batch writer upserts them in.
+const INTERNED_TABLES: [&str; 2] = ["shadow_patterns", "shadow_diff_sets"];
 
 // === impl Store ===
 
 impl Store {
-    /// Delete aggregates and samples older than `max_age`, then keep at most `max_samples`
-    /// samples (the newest).
-    pub async fn retain(&self, max_age: Duration, max_samples: usize) -> Result<RetainStats> {
-        self.retain_at(now_ms(), max_age, max_samples).await
-    }
-
-    /// [`Store::retain`] as if the time were `now_ms` (tests, injected clocks).
+    /// Delete aggregates and samples older than `max_age` at `now_ms`, then keep at most
+    /// `max_samples` samples (the newest).
     pub async fn retain_at(
         &self,
         now_ms: i64,
@@ -61,6 +63,19 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             stats.aggregate_rows += done.rows_affected();
+        }
+
+        // A set's last use is never newer than its patterns', and a counter row's minute never
+        // newer than its set's last use: an interned row last used in or before the last
+        // expired minute is no longer referenced by any counter row kept.
+        for table in INTERNED_TABLES {
+            let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE last_used_ms <= $1"
+            )))
+            .bind(last_expired_bucket)
+            .execute(&mut *tx)
+            .await?;
+            stats.interned_rows += done.rows_affected();
         }
 
         stats.samples_by_age = sqlx::query("DELETE FROM shadow_samples WHERE at_ms < $1")

@@ -8,8 +8,13 @@
 //!   parity: a new side that fails is not ready.
 //! - a pattern × kind is counted once per result, however many array elements matched it, so
 //!   `count / compared` is the share of compared requests showing that difference.
+//! - a result that differed (`mismatch` or `noise_only` when written) is also counted under its
+//!   difference set, from which the report derives its outcome when read; `outcome` is the
+//!   live pipeline's verdict at the time (metrics, and results stored before difference sets).
 
 use serde::{Deserialize, Serialize};
+
+pub use crate::rules::Side;
 
 /// Width of an aggregation bucket: one minute.
 pub const BUCKET_MS: i64 = 60_000;
@@ -58,17 +63,69 @@ impl Outcome {
     }
 }
 
+/// Why a comparison was not made (the `reason` label of `switchyard_shadow_skipped_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// The request or a response body was over the route's `max_body`.
+    BodyTooLarge,
+    /// The shadow queue was full.
+    QueueFull,
+    /// The route's `rate_per_sec` was used up.
+    RateLimited,
+    /// Shadowing is switched off (`[shadow] enabled = false`) or shutting down.
+    Disabled,
+    /// The primary answer did not complete (or fell back to the other side).
+    PrimaryIncomplete,
+}
+
+// === impl SkipReason ===
+
+impl SkipReason {
+    pub const ALL: [SkipReason; 5] = [
+        SkipReason::BodyTooLarge,
+        SkipReason::QueueFull,
+        SkipReason::RateLimited,
+        SkipReason::Disabled,
+        SkipReason::PrimaryIncomplete,
+    ];
+
+    /// The snake_case name used in storage, metrics and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::BodyTooLarge => "body_too_large",
+            SkipReason::QueueFull => "queue_full",
+            SkipReason::RateLimited => "rate_limited",
+            SkipReason::Disabled => "disabled",
+            SkipReason::PrimaryIncomplete => "primary_incomplete",
+        }
+    }
+
+    /// The inverse of [`SkipReason::as_str`] (for rows read back from the store).
+    pub fn parse(s: &str) -> Option<SkipReason> {
+        SkipReason::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One finished (or skipped) shadow comparison.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ShadowResult {
     pub at_ms: i64,
     pub route: String,
     pub tenant: Option<String>,
-    /// `"legacy"` or `"new"`: the side whose answer went to the client.
-    pub primary_side: String,
+    /// The side whose answer went to the client.
+    pub primary_side: Side,
+    /// As classified live, when the result was made. The report does not trust it for
+    /// results that differed: it derives their outcome again from `diffs` when it is read.
     pub outcome: Outcome,
-    /// `body_too_large`, `queue_full`, `rate_limited`, … when `outcome` is `Skipped`.
-    pub skip_reason: Option<String>,
+    /// Why, when `outcome` is `Skipped`.
+    pub skip_reason: Option<SkipReason>,
     pub error: Option<String>,
     pub primary_ms: Option<f64>,
     pub shadow_ms: Option<f64>,
@@ -114,8 +171,7 @@ pub struct SamplePair {
 /// One side's response in a sample.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SampleResponse {
-    /// `"legacy"` or `"new"`.
-    pub side: String,
+    pub side: Side,
     pub status: u16,
     pub headers: SampleHeaders,
     /// Text, or a base64 marker for binary bodies (decided by the caller).
@@ -127,12 +183,8 @@ pub struct SampleResponse {
 
 impl ShadowResult {
     /// The side the shadow copy went to: the other one.
-    pub(super) fn shadow_side(&self) -> &str {
-        match self.primary_side.as_str() {
-            "legacy" => "new",
-            "new" => "legacy",
-            _ => "shadow",
-        }
+    pub(super) fn shadow_side(&self) -> Side {
+        self.primary_side.other()
     }
 
     /// Tenant as a key column: `''` stands for "no tenant".
@@ -176,7 +228,7 @@ mod tests {
 
     fn response(headers: &[(&str, &str)]) -> SampleResponse {
         SampleResponse {
-            side: "legacy".into(),
+            side: Side::Legacy,
             status: 200,
             headers: headers
                 .iter()
@@ -224,6 +276,26 @@ mod tests {
         for secret in ["s3cret", "session=abc", "a=b", "c=d", "eA=="] {
             assert!(!json.contains(secret), "{secret} leaked: {json}");
         }
+    }
+
+    #[test]
+    fn skip_reasons_keep_their_names() {
+        for r in SkipReason::ALL {
+            assert_eq!(SkipReason::parse(r.as_str()), Some(r));
+            assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
+        }
+        assert_eq!(SkipReason::parse("unknown"), None);
+        let names: Vec<&str> = SkipReason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "body_too_large",
+                "queue_full",
+                "rate_limited",
+                "disabled",
+                "primary_incomplete"
+            ]
+        );
     }
 
     #[test]

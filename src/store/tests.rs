@@ -3,18 +3,21 @@
 
 use std::future::Future;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 use sqlx::Row;
 
 use super::*;
+use crate::rules::Side;
 
+mod derive;
 mod fixtures;
 mod reads;
 mod timeline;
 mod writes;
 
+use derive::*;
 use fixtures::*;
 use reads::*;
 use timeline::*;
@@ -97,6 +100,9 @@ both_backends!(
     flush_writes_everything_queued,
     writer_runs_retention_periodically,
     timeline_folds_minutes_into_buckets,
+    learned_noise_counts_for_results_written_before_it,
+    noise_evidence_ages_out_of_the_window,
+    results_stored_before_difference_sets_keep_their_outcome,
 );
 
 async fn audit_roundtrip_and_filters(store: Store) {
@@ -111,6 +117,7 @@ async fn audit_roundtrip_and_filters(store: Store) {
         reason: Some("ramp".into()),
         generation: Some(u64::from(u32::MAX) + 7),
         dry_run: false,
+        replica: Some("gw-1".into()),
     };
     let a = store
         .append_audit(&entry(1_000, "ops", "rollout", "cards"))
@@ -312,7 +319,7 @@ async fn assert_down_store_drops_without_blocking(store: Store) {
         ..WriterConfig::default()
     };
     let writer = StoreWriter::spawn(store, config);
-    let started = Instant::now();
+    let started = crate::clock::Clock::system().instant();
     let mut accepted = 0u64;
     for i in 0..20_000 {
         if writer.try_send(result("down", None, T0 + i, Outcome::Match)) {
@@ -372,6 +379,6 @@ async fn store_futures_are_send() {
     send(&store.append_audit(&audit_at(0)));
     send(&store.save_generation(&generation(1)));
     send(&store.write_shadow_batch(&[], 5));
-    send(&store.retain(Duration::from_secs(1), 1));
+    send(&store.retain_at(0, Duration::from_secs(1), 1));
     send(&store.sample(1));
 }

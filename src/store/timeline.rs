@@ -4,14 +4,17 @@
 //! The database groups by minute (`GROUP BY route, bucket_ms`, the same plain SQL on SQLite
 //! and PostgreSQL); the fold into wider buckets happens here, so no database-specific date or
 //! integer-division arithmetic is needed. A window of a day at one-minute resolution is at
-//! most 1,440 rows per route.
+//! most 1,440 rows per route, plus one row per minute and difference set: matched, mismatched
+//! and noise-only are derived exactly as in the report (same classification, see
+//! [`super::classify`]), so the chart and the report agree.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use sqlx::Row;
 
-use super::report::ReportFilter;
+use super::classify::PathRules;
+use super::report::{ReportFilter, ReportPolicy, derive};
 use super::report_query::window_filter;
 use super::shadow::BUCKET_MS;
 use super::{Result, Store, count_u64};
@@ -44,21 +47,25 @@ pub struct RouteTimeline {
 
 impl Store {
     /// Outcome counts per route in buckets of `bucket_ms` (rounded up to whole minutes, at
-    /// least one), within `filter`'s route, tenant and window (`by_tenant` is ignored).
+    /// least one), within `filter`'s route, tenant and window (`by_tenant` is ignored);
+    /// outcomes derived under `policy`'s noise window and `rules`, as in [`Store::report`].
     pub async fn timeline(
         &self,
         filter: &ReportFilter,
         bucket_ms: i64,
+        policy: &ReportPolicy,
+        rules: &dyn PathRules,
     ) -> Result<Vec<RouteTimeline>> {
         let width = bucket_width(bucket_ms);
+        let classes = self
+            .classes(filter.route.as_deref(), policy.noise_window_ms, rules)
+            .await?;
         let f = window_filter(filter);
         let rows = f
             .query(format!(
                 "SELECT route, bucket_ms, \
                  CAST(SUM(compared) AS BIGINT) AS compared, CAST(SUM(matched) AS BIGINT) AS matched, \
-                 CAST(SUM(mismatched) AS BIGINT) AS mismatched, \
-                 CAST(SUM(noise_only) AS BIGINT) AS noise_only, CAST(SUM(errors) AS BIGINT) AS errors, \
-                 CAST(SUM(skipped) AS BIGINT) AS skipped \
+                 CAST(SUM(errors) AS BIGINT) AS errors, CAST(SUM(skipped) AS BIGINT) AS skipped \
                  FROM shadow_buckets{} GROUP BY route, bucket_ms",
                 f.where_sql()
             ))
@@ -83,10 +90,37 @@ impl Store {
             };
             p.compared += n("compared")?;
             p.matched += n("matched")?;
-            p.mismatched += n("mismatched")?;
-            p.noise_only += n("noise_only")?;
             p.errors += n("errors")?;
             p.skipped += n("skipped")?;
+        }
+
+        // (route, point) → differing results per set.
+        let mut differing: BTreeMap<(String, i64), Vec<(i64, u64)>> = BTreeMap::new();
+        let rows = f
+            .query(format!(
+                "SELECT route, bucket_ms, set_id, CAST(SUM(count) AS BIGINT) AS n \
+                 FROM shadow_set_counts{} GROUP BY route, bucket_ms, set_id",
+                f.where_sql()
+            ))
+            .fetch_all(self.pool())
+            .await?;
+        for row in &rows {
+            let route: String = row.try_get("route")?;
+            let minute: i64 = row.try_get("bucket_ms")?;
+            let n: Option<i64> = row.try_get("n")?;
+            differing
+                .entry((route, minute - minute.rem_euclid(width)))
+                .or_default()
+                .push((row.try_get("set_id")?, n.map_or(0, count_u64)));
+        }
+        let ids: BTreeSet<i64> = differing.values().flatten().map(|(id, _)| *id).collect();
+        let sets = self.diff_sets(&ids).await?;
+        for ((route, at_ms), counted) in &differing {
+            let Some(p) = by_route.get_mut(route).and_then(|r| r.get_mut(at_ms)) else {
+                continue;
+            };
+            (p.matched, p.mismatched, p.noise_only) =
+                derive(&classes, &sets, route, p.matched, counted);
         }
         Ok(by_route
             .into_iter()

@@ -17,6 +17,7 @@ use tokio::time::MissedTickBehavior;
 
 use super::samples::DEFAULT_RESERVOIR_K;
 use super::{ShadowResult, Store};
+use crate::clock::Clock;
 
 /// How the writer batches, retries and retains.
 #[derive(Debug, Clone)]
@@ -35,6 +36,8 @@ pub struct WriterConfig {
     pub reservoir_k: usize,
     /// Periodic clean-up; `None` keeps everything.
     pub retention: Option<RetentionPolicy>,
+    /// Retention's idea of now.
+    pub clock: Clock,
 }
 
 /// What the periodic retention keeps.
@@ -56,6 +59,7 @@ impl Default for WriterConfig {
             retry_backoff: Duration::from_millis(100),
             reservoir_k: DEFAULT_RESERVOIR_K,
             retention: Some(RetentionPolicy::default()),
+            clock: Clock::system(),
         }
     }
 }
@@ -203,7 +207,7 @@ impl Task {
             r.every.max(Duration::from_millis(1))
         });
         // First run one period after start, not at start.
-        let mut retain_tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        let mut retain_tick = tokio::time::interval_at(self.config.clock.instant() + every, every);
         retain_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
 
         loop {
@@ -274,7 +278,12 @@ impl Task {
     }
 
     async fn retain(&self, policy: RetentionPolicy) {
-        match self.store.retain(policy.max_age, policy.max_samples).await {
+        let now_ms = self.config.clock.now_ms();
+        match self
+            .store
+            .retain_at(now_ms, policy.max_age, policy.max_samples)
+            .await
+        {
             Ok(stats) => tracing::debug!(?stats, "shadow store retention done"),
             Err(error) => tracing::warn!(%error, "shadow store retention failed"),
         }

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 use sha2::Digest;
-use switchyard::server::{Gateway, Options};
+use switchyard::gateway::{Gateway, Options};
 
 use crate::support::{self, Answer, TestGateway, Upstream};
 

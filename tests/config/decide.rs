@@ -485,7 +485,7 @@ fn explain_has_the_contract_fields() {
         peer: None,
         sample: 0,
     };
-    let d = rules.decide(&view, SystemTime::now());
+    let d = rules.decide(&view, switchyard::clock::Clock::system().now());
     let v = explain(&rules, &d, 42);
     assert_eq!(v["route"], "cards");
     assert_eq!(v["tenant"], "acme");
@@ -503,7 +503,11 @@ fn explain_has_the_contract_fields() {
         peer: None,
         sample: 0,
     };
-    let v = explain(&rules, &rules.decide(&view, SystemTime::now()), 1);
+    let v = explain(
+        &rules,
+        &rules.decide(&view, switchyard::clock::Clock::system().now()),
+        1,
+    );
     assert_eq!(
         (v["route"].clone(), v["reason"].clone(), v["side"].clone()),
         (serde_json::Value::Null, "no_route".into(), "legacy".into())

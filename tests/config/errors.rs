@@ -511,3 +511,26 @@ fn relative_paths_are_relative_to_the_config() {
         format!("sqlite://{}", f.dir.path().join("data/sw.db").display())
     );
 }
+
+#[test]
+fn the_noise_window_is_a_duration_of_at_least_a_minute() {
+    let f = Fixture::new();
+    let rules = f.rules(&format!("{BASE}\n[shadow]\nnoise_window = \"6h\"\n"));
+    assert_eq!(
+        rules.shadow.noise_window,
+        std::time::Duration::from_secs(6 * 3600)
+    );
+    assert_eq!(
+        f.rules(BASE).shadow.noise_window,
+        std::time::Duration::from_secs(24 * 3600),
+        "a day by default"
+    );
+    let errors = f.errors(&format!("{BASE}\n[shadow]\nnoise_window = \"30s\"\n"));
+    has(
+        &errors,
+        "gw.toml:14:16: ",
+        "shadow.noise_window must be at least 1m",
+    );
+    let errors = f.errors(&format!("{BASE}\n[shadow]\nnoise_window = \"a while\"\n"));
+    has(&errors, "gw.toml:14:16: ", "invalid duration \"a while\"");
+}

@@ -3,8 +3,9 @@
 //! dashboard tests).
 #![allow(dead_code)]
 
+use switchyard::rules::Side;
 use switchyard::store::{
-    DiffRecord, Outcome, SamplePair, SampleResponse, SelfCheck, ShadowResult, Store,
+    DiffRecord, Outcome, SamplePair, SampleResponse, SelfCheck, ShadowResult, SkipReason, Store,
 };
 
 use crate::helpers::tokens_file;
@@ -50,12 +51,12 @@ fn body(i: usize, price: u32, side: u8) -> String {
 }
 
 fn pair(i: usize, tenant: &str, shadow_price: u32) -> SamplePair {
-    let response = |side: &str, price: u32, n: u8| SampleResponse {
-        side: side.into(),
+    let response = |side: Side, price: u32, n: u8| SampleResponse {
+        side,
         status: 200,
         headers: vec![("content-type".into(), "application/json".into())],
         body: body(i, price, n),
-        elapsed_ms: if side == "legacy" { 12.0 } else { 30.0 },
+        elapsed_ms: if side == Side::Legacy { 12.0 } else { 30.0 },
     };
     SamplePair {
         method: "GET".into(),
@@ -67,8 +68,8 @@ fn pair(i: usize, tenant: &str, shadow_price: u32) -> SamplePair {
             ("accept".into(), "application/json".into()),
         ],
         request_body: None,
-        primary: response("legacy", 10, 1),
-        shadow: response("new", shadow_price, 2),
+        primary: response(Side::Legacy, 10, 1),
+        shadow: response(Side::New, shadow_price, 2),
     }
 }
 
@@ -95,7 +96,7 @@ pub fn workload(now_ms: i64) -> Vec<ShadowResult> {
         at_ms: now_ms - 120_000,
         route: "cards".into(),
         tenant: None,
-        primary_side: "legacy".into(),
+        primary_side: Side::Legacy,
         outcome: Outcome::Match,
         skip_reason: None,
         error: None,
@@ -162,7 +163,7 @@ pub fn workload(now_ms: i64) -> Vec<ShadowResult> {
             at_ms: now_ms - 10_000 + i,
             tenant: Some("acme".into()),
             outcome: Outcome::Skipped,
-            skip_reason: Some("body_too_large".into()),
+            skip_reason: Some(SkipReason::BodyTooLarge),
             primary_ms: None,
             shadow_ms: None,
             ..base.clone()
@@ -174,7 +175,7 @@ pub fn workload(now_ms: i64) -> Vec<ShadowResult> {
 /// Write the workload into `store` in one batch (reservoir of 5 samples per path).
 pub async fn inject(store: &Store) {
     let stats = store
-        .write_shadow_batch(&workload(switchyard::store::now_ms()), 5)
+        .write_shadow_batch(&workload(switchyard::clock::Clock::system().now_ms()), 5)
         .await
         .unwrap();
     assert_eq!(stats.results, 205);

@@ -232,7 +232,7 @@ impl H2 {
 
     /// Wait for what becomes of `stream`: a complete response, a reset, a GOAWAY.
     pub async fn outcome(&mut self, stream: u32, wait: Duration) -> Outcome {
-        let deadline = tokio::time::Instant::now() + wait;
+        let deadline = switchyard::clock::Clock::system().instant() + wait;
         let mut status = None;
         let mut body = Vec::new();
         let mut frames = std::mem::take(&mut self.pending).into_iter();
@@ -245,7 +245,7 @@ impl H2 {
                         return Outcome::GoAway(self.goaway.unwrap_or(0));
                     }
                     None => {
-                        return match tokio::time::Instant::now() >= deadline {
+                        return match switchyard::clock::Clock::system().instant() >= deadline {
                             true => Outcome::TimedOut,
                             false => Outcome::Closed,
                         };

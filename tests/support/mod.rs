@@ -21,8 +21,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use switchyard::proxy::body::{self, Body};
-use switchyard::server::{Gateway, Options};
+use switchyard::body::{self, Body};
+use switchyard::gateway::{Gateway, Options};
 use tokio::net::TcpListener;
 
 type Handler = Arc<
@@ -155,14 +155,44 @@ impl TestGateway {
         Self::start_with(config, &[], false).await
     }
 
+    /// Start on tokio's clock: under `start_paused` the gateway's wall time and instants move
+    /// only with `tokio::time` (auto-advance or `advance`).
+    pub async fn start_paused(config: &str) -> TestGateway {
+        Self::start_opts(
+            config,
+            &[],
+            Options {
+                clock: Some(switchyard::clock::Clock::tokio()),
+                ..Options::default()
+            },
+        )
+        .await
+    }
+
     pub async fn start_with(config: &str, files: &[(&str, &[u8])], watch: bool) -> TestGateway {
+        Self::start_opts(
+            config,
+            files,
+            Options {
+                watch,
+                ..Options::default()
+            },
+        )
+        .await
+    }
+
+    pub async fn start_opts(
+        config: &str,
+        files: &[(&str, &[u8])],
+        options: Options,
+    ) -> TestGateway {
         let dir = tempfile::tempdir().unwrap();
         for (name, content) in files {
             std::fs::write(dir.path().join(name), content).unwrap();
         }
         let path = dir.path().join("gw.toml");
         std::fs::write(&path, config).unwrap();
-        let gateway = Gateway::start(&path, Options { watch })
+        let gateway = Gateway::start(&path, options)
             .await
             .unwrap_or_else(|e| panic!("gateway did not start: {e}\n{config}"));
         let http = gateway.http.or(gateway.https).unwrap();
@@ -307,12 +337,13 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + within;
+    let clock = switchyard::clock::Clock::tokio();
+    let deadline = clock.instant() + within;
     loop {
         if check().await {
             return true;
         }
-        if tokio::time::Instant::now() >= deadline {
+        if clock.instant() >= deadline {
             return false;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;

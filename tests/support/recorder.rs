@@ -7,8 +7,10 @@ use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+
+use parking_lot::Mutex;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
@@ -16,7 +18,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use switchyard::proxy::body::{self, Body};
+use switchyard::body::{self, Body};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -98,12 +100,12 @@ impl Recorder {
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
-        self.log.requests.lock().unwrap().clone()
+        self.log.requests.lock().clone()
     }
 
     /// Every byte read on the upstream's connections so far.
     pub fn raw(&self) -> Vec<u8> {
-        self.log.raw.lock().unwrap().clone()
+        self.log.raw.lock().clone()
     }
 }
 
@@ -142,7 +144,7 @@ async fn answer(log: &Log, req: Request<Incoming>) -> Response<Body> {
             .map_err(|e| e.to_string())
     };
     let received = body.as_ref().map(Vec::len).unwrap_or(0);
-    log.requests.lock().unwrap().push(Recorded {
+    log.requests.lock().push(Recorded {
         method: parts.method.to_string(),
         target: target.clone(),
         version: parts.version,
@@ -176,7 +178,6 @@ impl AsyncRead for Tap {
             this.log
                 .raw
                 .lock()
-                .unwrap()
                 .extend_from_slice(&buf.filled()[before..]);
         }
         poll

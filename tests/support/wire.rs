@@ -86,7 +86,7 @@ impl Conn {
 
     /// Read the next final response within `wait`.
     pub async fn read(&mut self, wait: Duration) -> Read {
-        let deadline = tokio::time::Instant::now() + wait;
+        let deadline = switchyard::clock::Clock::system().instant() + wait;
         let mut interim = 0;
         loop {
             match parse(&self.buf) {
@@ -121,9 +121,9 @@ impl Conn {
     /// True when the peer closes the connection within `wait` (bytes sent meanwhile are
     /// ignored).
     pub async fn closed_within(&mut self, wait: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + wait;
+        let deadline = switchyard::clock::Clock::system().instant() + wait;
         while !self.eof {
-            if tokio::time::Instant::now() >= deadline {
+            if switchyard::clock::Clock::system().instant() >= deadline {
                 return false;
             }
             self.fill(deadline).await;

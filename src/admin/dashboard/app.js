@@ -407,7 +407,7 @@ async function loadSample(id) {
   clear(box);
   box.append(el('p', { class: 'sample-meta' },
     el('code', {}, `${s.request.method} ${s.request.uri}`), ` · illustrates `, el('code', {}, s.pattern || '(match)'),
-    ` (${s.kind}) · ${time(s.at_ms)}`));
+    ` (${s.kind}) · ${time(s.at_ms)}`, s.body_comparison ? ` · body ${s.body_comparison}` : ''));
   const diffs = s.differences || [];
   if (diffs.length) {
     box.append(el('div', { class: 'difflist' }, diffs.slice(0, 12).map((d) => el('span', { class: 'diffitem' },

@@ -2,12 +2,14 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Method};
 use toml::Spanned;
 
 use super::{Cx, Known, defined, valid_name};
+use crate::compare::CompareRules;
 use crate::config::file::{RawConfig, RawRewrite, RawRoute, RawShadow, Text};
 use crate::rules::matcher::{self, BuildError, HostPattern, Matcher};
 use crate::rules::{Rewrite, Route, RouteState, ShadowPolicy, StickyKey, valid_tenant_id};
@@ -158,25 +160,21 @@ fn compile_route(
         Some(s) => s.get_ref().clone(),
         None => name.get_ref().clone(),
     };
-    let shadow = r
-        .shadow
-        .as_ref()
-        .and_then(|s| shadow(cx, s, &salt, new.is_some()));
+    // Compare rules belong to the shadow policy: without a shadow copy there is nothing to
+    // compare, so a lone `compare` table is a mistake worth naming.
     let compare = match &r.compare {
-        Some(c) if !c.get_ref().is_table() => {
-            cx.diag.at(
-                c.span(),
-                "`compare` must be a table, such as { ignore = [\"/generated_at\"] }",
-            );
-            None
-        }
         Some(c) if r.shadow.is_none() => {
             cx.diag
                 .at(c.span(), "`compare` has no effect without `shadow`");
             None
         }
-        other => other.as_ref(),
+        Some(c) => super::compare::compile(cx, c, known.redact_key),
+        None => None,
     };
+    let shadow = r
+        .shadow
+        .as_ref()
+        .and_then(|s| shadow(cx, s, &salt, new.is_some(), compare, known.redact_key));
     let route = Route {
         name: name.get_ref().clone(),
         index,
@@ -189,8 +187,6 @@ fn compile_route(
         fallback: r.fallback.unwrap_or(false),
         fallback_buffer: cx.size(r.fallback_buffer.as_ref(), 64 * 1024),
         shadow,
-        compare: compare.map(|c| c.get_ref().clone()),
-        compare_at: compare.map(|c| cx.diag.position(c.span().start)),
         paths,
         methods: methods(cx, r.methods.as_ref()),
         host: r.host.as_ref().and_then(|h| {
@@ -393,22 +389,7 @@ fn cohorts(cx: &mut Cx<'_>, r: &RawRoute, known: &Known<'_>) -> Vec<BTreeMap<Str
 }
 
 fn sticky(cx: &mut Cx<'_>, v: &Text) -> Option<StickyKey> {
-    let text = v.get_ref().trim();
-    let key = if text == "tenant" {
-        Some(StickyKey::Tenant)
-    } else if let Some(h) = text.strip_prefix("header:") {
-        HeaderName::from_bytes(h.trim().as_bytes())
-            .ok()
-            .map(StickyKey::Header)
-    } else if let Some(c) = text.strip_prefix("cookie:") {
-        let c = c.trim();
-        (!c.is_empty()
-            && c.bytes()
-                .all(|b| b.is_ascii_graphic() && !matches!(b, b';' | b'=')))
-        .then(|| StickyKey::Cookie(c.to_owned()))
-    } else {
-        None
-    };
+    let key = StickyKey::parse(v.get_ref());
     if key.is_none() {
         cx.diag.at(
             v.span(),
@@ -484,6 +465,8 @@ fn shadow(
     raw: &Spanned<RawShadow>,
     salt: &str,
     has_new: bool,
+    compare: Option<Arc<CompareRules>>,
+    redact_key: Option<&[u8]>,
 ) -> Option<ShadowPolicy> {
     let s = raw.get_ref();
     if !has_new {
@@ -557,6 +540,14 @@ fn shadow(
         self_check_percent_bp: cx.percent(s.self_check_percent.as_ref(), 1_000),
         target_parity_bp: cx.percent(s.target_parity.as_ref(), 9_900),
         salt: format!("shadow:{salt}"),
+        compare: compare.unwrap_or_else(|| {
+            // Default rules still hash redacted headers with the configured key.
+            let rules = CompareRules::default();
+            Arc::new(match redact_key {
+                Some(key) => rules.with_redact_key(key),
+                None => rules,
+            })
+        }),
     };
     has_new.then_some(policy)
 }

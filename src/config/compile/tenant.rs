@@ -10,7 +10,7 @@ use super::Cx;
 use crate::config::file::{RawConfig, RawDirectory, RawSource, Text};
 use crate::config::{Positions, toml_error_in};
 use crate::rules::Side;
-use crate::rules::jwt::{Expect, JwtSource, TokenAt};
+use crate::rules::jwt::{Expect, JwtSource, KeyError, TokenAt};
 use crate::rules::tenant::{
     Affix, Directory, TenantResolver, TenantSource, UnknownPolicy, valid_tenant_id,
 };
@@ -227,9 +227,17 @@ fn jwt_source(
     let source = match (&s.jwks, &s.hs256_secret_file) {
         (Some(j), None) => {
             let (path, text) = cx.text_file(j, "jwks")?;
-            JwtSource::jwks(claim, at, &text, &expect)
-                .map_err(|(line, col, msg)| cx.diag.in_file(&path, line, col, msg))
-                .ok()?
+            match JwtSource::jwks(claim, at, &text, &expect) {
+                Ok(source) => source,
+                Err(KeyError::Jwks { line, col, message }) => {
+                    cx.diag.in_file(&path, line, col, message);
+                    return None;
+                }
+                Err(other) => {
+                    cx.diag.in_file(&path, 1, 1, other.to_string());
+                    return None;
+                }
+            }
         }
         (None, Some(f)) => {
             let secret = cx.secret(f, "hs256_secret_file")?;

@@ -1,6 +1,6 @@
 //! Recognising values that are different on every call by nature, to suggest `ignore` rules.
 
-/// Looks at the values a path took (rendered as in a [`Difference`](crate::shadow::compare::Difference):
+/// Looks at the values a path took (rendered as in a [`Difference`](crate::compare::Difference):
 /// JSON strings keep their quotes) and, when every one of them looks like the same kind of
 /// per-call value, names it: `"timestamp"` (RFC 3339 or HTTP date), `"epoch_time"` (Unix
 /// seconds, milliseconds or microseconds between 2001 and 2100, as number or string),

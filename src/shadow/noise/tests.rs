@@ -1,5 +1,8 @@
 use super::*;
-use crate::shadow::compare::{Diff, Difference, Kind};
+use crate::compare::{Diff, Difference, Kind};
+
+/// An arbitrary instant (2023-11-14T22:13:20Z).
+const NOW: i64 = 1_700_000_000_000;
 
 fn stats(cross_diffs: u64, cross_total: u64, self_diffs: u64, self_total: u64) -> PathStats {
     PathStats {
@@ -75,6 +78,7 @@ fn model_counts_patterns_once_per_comparison() {
                 "/items/*/updated_at",
                 "/items/*/updated_at",
             ]),
+            NOW,
         );
     }
     for i in 0..100 {
@@ -86,38 +90,39 @@ fn model_counts_patterns_once_per_comparison() {
         if i % 10 == 0 {
             patterns.push("/items/*/price");
         }
-        model.record_cross("cards", &diff_at(&patterns));
+        model.record_cross("cards", &diff_at(&patterns), NOW);
     }
-    model.record_cross("cards", &Diff::default());
+    model.record_cross("cards", &Diff::default(), NOW);
 
     assert_eq!(
-        model.stats("cards", "/items/*/updated_at"),
+        model.stats("cards", "/items/*/updated_at", NOW),
         stats(100, 101, 30, 30)
     );
     assert_eq!(
-        model.stats("cards", "/items/*/price"),
+        model.stats("cards", "/items/*/price", NOW),
         stats(10, 101, 0, 30)
     );
     assert_eq!(
-        model.classify("cards", "/generated_at"),
+        model.classify("cards", "/generated_at", NOW),
         NoiseVerdict::Noise
     );
     assert_eq!(
-        model.classify("cards", "/items/*/price"),
+        model.classify("cards", "/items/*/price", NOW),
         NoiseVerdict::Real
     );
-    assert_eq!(model.stats("other", "/x"), PathStats::default());
+    assert_eq!(model.stats("other", "/x", NOW), PathStats::default());
 
     let verdicts = model.verdicts(
         "cards",
         &diff_at(&["/items/*/price", "/generated_at", "/new"]),
+        NOW,
     );
     assert_eq!(
         verdicts,
         vec![NoiseVerdict::Real, NoiseVerdict::Noise, NoiseVerdict::Noise]
     );
     let listed: Vec<String> = model
-        .patterns("cards")
+        .patterns("cards", NOW)
         .into_iter()
         .map(|(p, _, _)| p)
         .collect();
@@ -130,15 +135,15 @@ fn model_counts_patterns_once_per_comparison() {
 #[test]
 fn model_is_bounded_and_counts_what_it_drops() {
     let model = NoiseModel::new(3);
-    model.record_cross("a", &diff_at(&["/x", "/y", "/z"]));
+    model.record_cross("a", &diff_at(&["/x", "/y", "/z"]), NOW);
     assert_eq!(model.len(), 3, "route a plus two patterns");
     assert_eq!(model.dropped(), 1);
-    model.record_cross("b", &diff_at(&["/x"]));
+    model.record_cross("b", &diff_at(&["/x"]), NOW);
     assert_eq!(model.dropped(), 3, "route b and its pattern");
     // Known keys keep counting.
-    model.record_cross("a", &diff_at(&["/x"]));
-    assert_eq!(model.stats("a", "/x").cross_diffs, 2);
-    assert_eq!(model.stats("a", "/z"), stats(0, 2, 0, 0));
+    model.record_cross("a", &diff_at(&["/x"]), NOW);
+    assert_eq!(model.stats("a", "/x", NOW).cross_diffs, 2);
+    assert_eq!(model.stats("a", "/z", NOW), stats(0, 2, 0, 0));
 }
 
 #[test]
@@ -149,8 +154,8 @@ fn model_is_shared_across_threads() {
             let m = model.clone();
             std::thread::spawn(move || {
                 for _ in 0..250 {
-                    m.record_cross("r", &diff_at(&["/p"]));
-                    m.record_self("r", &diff_at(&[]));
+                    m.record_cross("r", &diff_at(&["/p"]), NOW);
+                    m.record_self("r", &diff_at(&[]), NOW);
                 }
             })
         })
@@ -158,13 +163,13 @@ fn model_is_shared_across_threads() {
     for h in handles {
         h.join().unwrap();
     }
-    assert_eq!(model.stats("r", "/p"), stats(1000, 1000, 0, 1000));
-    assert_eq!(model.classify("r", "/p"), NoiseVerdict::Real);
+    assert_eq!(model.stats("r", "/p", NOW), stats(1000, 1000, 0, 1000));
+    assert_eq!(model.classify("r", "/p", NOW), NoiseVerdict::Real);
 }
 
 #[test]
 fn difference_patterns_are_valid_ignore_rules() {
-    use crate::shadow::compare::{CompareConfig, CompareRules};
+    use crate::compare::{CompareConfig, CompareRules};
     let cfg = CompareConfig {
         ignore: vec!["/items/*/updated_at".into(), "header:x-request-id".into()],
         ..CompareConfig::default()
@@ -174,4 +179,50 @@ fn difference_patterns_are_valid_ignore_rules() {
         suggest_ignore(&["\"2024-05-01T12:30:00Z\"", "\"2024-05-01T12:31:07.5Z\""]),
         Some("timestamp")
     );
+}
+
+#[test]
+fn a_field_that_stops_being_noisy_turns_real_after_the_window() {
+    let hour = 3_600_000;
+    let model = NoiseModel::with_window(DEFAULT_MAX_KEYS, std::time::Duration::from_secs(3600));
+    // For an hour /at differs between two calls of the primary: it is noise.
+    for i in 0..60 {
+        let t = NOW + i * 60_000;
+        model.record_self("cards", &diff_at(&["/at"]), t);
+        model.record_cross("cards", &diff_at(&["/at"]), t);
+    }
+    let t = NOW + hour - 1;
+    assert_eq!(model.classify("cards", "/at", t), NoiseVerdict::Noise);
+    // Then the primary keeps it stable; the old self differences age out with the window.
+    for i in 0..60 {
+        model.record_self("cards", &Diff::default(), NOW + hour + i * 60_000);
+    }
+    let later = NOW + 2 * hour + 5 * 60_000;
+    let s = model.stats("cards", "/at", later);
+    assert_eq!((s.self_diffs, s.cross_diffs), (0, 0), "{s:?}");
+    assert!(s.self_total >= MIN_SELF_SAMPLES, "{s:?}");
+    // A cross-side difference on it now is real.
+    model.record_cross("cards", &diff_at(&["/at"]), later);
+    assert_eq!(model.classify("cards", "/at", later), NoiseVerdict::Real);
+}
+
+#[test]
+fn expired_keys_make_room_and_a_new_window_starts_afresh() {
+    let model = NoiseModel::with_window(3, std::time::Duration::from_secs(24 * 60));
+    model.record_cross("a", &diff_at(&["/x", "/y"]), NOW);
+    assert_eq!(model.len(), 3);
+    // Within the window a new pattern has no room.
+    model.record_cross("a", &diff_at(&["/z"]), NOW + 60_000);
+    assert_eq!(model.dropped(), 1);
+    // A window later the old keys hold no evidence and are swept.
+    let later = NOW + 25 * 60_000;
+    model.record_cross("b", &diff_at(&["/z"]), later);
+    assert_eq!(model.stats("b", "/z", later), stats(1, 1, 0, 0));
+    assert_eq!(model.stats("a", "/x", later), PathStats::default());
+    assert_eq!(model.len(), 2);
+
+    model.set_window(std::time::Duration::from_secs(24 * 60));
+    assert_eq!(model.len(), 2, "the same window keeps the evidence");
+    model.set_window(std::time::Duration::from_secs(3600));
+    assert!(model.is_empty(), "another window starts afresh");
 }

@@ -16,7 +16,7 @@ pub(super) fn result(
         at_ms,
         route: route.into(),
         tenant: tenant.map(Into::into),
-        primary_side: "legacy".into(),
+        primary_side: Side::Legacy,
         outcome,
         skip_reason: None,
         error: None,
@@ -39,8 +39,8 @@ pub(super) fn diff(pattern: &str) -> DiffRecord {
 
 /// A sample pair carrying credentials the store must drop.
 pub(super) fn sample(uri: &str) -> SamplePair {
-    let response = |side: &str, cookie: &str| SampleResponse {
-        side: side.into(),
+    let response = |side: Side, cookie: &str| SampleResponse {
+        side,
         status: 200,
         headers: vec![
             ("content-type".into(), "application/json".into()),
@@ -58,8 +58,8 @@ pub(super) fn sample(uri: &str) -> SamplePair {
             ("x-tenant-id".into(), "acme".into()),
         ],
         request_body: None,
-        primary: response("legacy", "p=1"),
-        shadow: response("new", "s=2"),
+        primary: response(Side::Legacy, "p=1"),
+        shadow: response(Side::New, "s=2"),
     }
 }
 
@@ -90,6 +90,7 @@ pub(super) fn audit_at(at_ms: i64) -> AuditEntry {
         reason: None,
         generation: Some(2),
         dry_run: false,
+        replica: None,
     }
 }
 
@@ -137,10 +138,10 @@ pub(super) fn workload() -> Vec<ShadowResult> {
         }
         out.push(r);
     }
-    for (reason, n) in [("body_too_large", 5), ("queue_full", 2)] {
+    for (reason, n) in [(SkipReason::BodyTooLarge, 5), (SkipReason::QueueFull, 2)] {
         for _ in 0..n {
             let mut r = result("cards", Some("acme"), T0, Outcome::Skipped);
-            r.skip_reason = Some(reason.into());
+            r.skip_reason = Some(reason);
             r.primary_ms = None;
             r.shadow_ms = None;
             out.push(r);

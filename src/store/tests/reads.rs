@@ -8,8 +8,11 @@ fn close(a: Option<f64>, b: f64) -> bool {
     a.is_some_and(|a| (a - b).abs() < 1e-9)
 }
 
-fn reasons(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+fn reasons(pairs: &[(&str, u64)]) -> BTreeMap<SkipReason, u64> {
+    pairs
+        .iter()
+        .map(|(k, v)| (SkipReason::parse(k).unwrap(), *v))
+        .collect()
 }
 
 fn counts(compared: u64, matched: u64, mismatched: u64, noise_only: u64, errors: u64) -> Counts {

@@ -27,7 +27,10 @@ pub(super) async fn timeline_folds_minutes_into_buckets(store: Store) {
         route: Some("cards".into()),
         ..Default::default()
     };
-    let tl = store.timeline(&filter, five).await.unwrap();
+    let tl = store
+        .timeline(&filter, five, &ReportPolicy::default(), &noise_rule)
+        .await
+        .unwrap();
     assert_eq!(tl.len(), 1);
     assert_eq!(tl[0].route, "cards");
     let points: Vec<(i64, u64, u64, u64, u64)> = tl[0]
@@ -48,7 +51,10 @@ pub(super) async fn timeline_folds_minutes_into_buckets(store: Store) {
         since_ms: Some(base + 60_000),
         ..Default::default()
     };
-    let tl = store.timeline(&all, 60_000).await.unwrap();
+    let tl = store
+        .timeline(&all, 60_000, &ReportPolicy::default(), &noise_rule)
+        .await
+        .unwrap();
     let names: Vec<&str> = tl.iter().map(|r| r.route.as_str()).collect();
     assert_eq!(names, ["cards"], "users has nothing since minute 1");
     let at: Vec<i64> = tl[0].points.iter().map(|p| p.at_ms).collect();

@@ -1,0 +1,148 @@
+//! A guard against ambiguous HTTP/1 message framing, the root of request smuggling.
+//!
+//! hyper follows RFC 9112 leniently: with both `Content-Length` and `Transfer-Encoding` it lets
+//! the latter win, it silently merges duplicate equal `Content-Length` headers, and it accepts
+//! bare LF line endings, so the service never sees any of that. Switchyard answers such
+//! requests with 400 (SPEC: "ambiguous framing → 400"), because an origin or another hop
+//! might frame the same bytes differently.
+//!
+//! [`FramingGuard`] wraps a connection's byte stream and hands every byte read to a
+//! [`Scanner`] (`framing/scan.rs`), which follows the HTTP/1 message structure — heads, fixed
+//! and chunked bodies, trailers — and records the first request whose framing is ambiguous or
+//! malformed. The service, counting requests on the connection, answers that request (and any
+//! after it) with 400 and closes, before anything is forwarded. A fault in bytes that arrive
+//! after the request was forwarded surfaces as an error of the request body instead
+//! ([`crate::body::BodyFault::Malformed`]), also a 400 that never counts against the upstream.
+//! HTTP/2 connections (the client preface) switch the guard off: h2 frames carry their own
+//! lengths.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::error::ProxyError;
+
+mod scan;
+
+pub use scan::{Fault, Finding, Scanner};
+
+/// What the guard found, shared with the connection's service.
+#[derive(Debug, Default)]
+pub struct FramingVerdict {
+    /// The first finding, `request << 1 | malformed`; 0 = none.
+    first_bad: AtomicU64,
+    served: AtomicU64,
+}
+
+impl FramingVerdict {
+    /// Call once per request, in order: the framing fault of this request, when it (or a
+    /// request before it on the connection) was found faulty.
+    pub fn next_fault(&self) -> Option<Fault> {
+        let index = self.served.fetch_add(1, Ordering::Relaxed) + 1;
+        let bad = self.first_bad.load(Ordering::Relaxed);
+        let fault = if bad & 1 == 1 {
+            Fault::Malformed
+        } else {
+            Fault::Ambiguous
+        };
+        (bad != 0 && index >= bad >> 1).then_some(fault)
+    }
+
+    fn record(&self, finding: Finding) {
+        let code = finding.request << 1 | u64::from(finding.fault == Fault::Malformed);
+        let _ = self
+            .first_bad
+            .compare_exchange(0, code, Ordering::Relaxed, Ordering::Relaxed);
+    }
+}
+
+impl From<Fault> for ProxyError {
+    fn from(fault: Fault) -> Self {
+        match fault {
+            Fault::Ambiguous => ProxyError::AmbiguousFraming,
+            Fault::Malformed => ProxyError::MalformedFraming,
+        }
+    }
+}
+
+/// A byte stream whose HTTP/1 framing is checked as it is read.
+pub struct FramingGuard<S> {
+    inner: S,
+    scanner: Scanner,
+    verdict: Arc<FramingVerdict>,
+}
+
+impl<S> FramingGuard<S> {
+    /// Guard `inner`; the verdict is shared with the service of this connection.
+    pub fn new(inner: S) -> (Self, Arc<FramingVerdict>) {
+        let verdict = Arc::new(FramingVerdict::default());
+        let guard = FramingGuard {
+            inner,
+            scanner: Scanner::new(),
+            verdict: verdict.clone(),
+        };
+        (guard, verdict)
+    }
+
+    fn scan(&mut self, bytes: &[u8]) {
+        self.scanner.feed(bytes);
+        if let Some(finding) = self.scanner.finding() {
+            self.verdict.record(finding);
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for FramingGuard<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let this = &mut *self;
+        let poll = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = poll
+            && this.scanner.is_following()
+        {
+            this.scan(&buf.filled()[before..]);
+        }
+        poll
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for FramingGuard<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests;
