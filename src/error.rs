@@ -148,6 +148,26 @@ impl ProxyError {
         out
     }
 
+    /// The answer as HTTP/1.1 bytes, closing the connection: for the one answer written before
+    /// there is a request to answer, to a head that took too long to arrive (408).
+    pub fn raw_http1(&self) -> Vec<u8> {
+        let answer = self.answer(Scope {
+            route: None,
+            side: None,
+            request_id: "",
+        });
+        let status = answer.status();
+        let mut out = format!(
+            "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or(""),
+            answer.body().len()
+        )
+        .into_bytes();
+        out.extend_from_slice(answer.body());
+        out
+    }
+
     /// The answer: status, `content-type: application/json`, `x-request-id`, and the small
     /// body that names what failed, on which route and side, and the request id to grep the
     /// logs for.

@@ -15,11 +15,17 @@
 //! ([`crate::body::BodyFault::Malformed`]), also a 400 that never counts against the upstream.
 //! HTTP/2 connections (the client preface) switch the guard off: h2 frames carry their own
 //! lengths.
+//!
+//! The guard also answers slow heads. hyper's `header_read_timeout` closes a connection whose
+//! request head is not complete in time, without a word. When that happens to a head that had
+//! begun to arrive (a slowloris client, or a client on a bad link), the guard — dropped with
+//! the connection, having seen no answer written since that head began — writes a 408 on its
+//! way out, so the client learns why. A connection that sent nothing is closed silently.
 
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -36,6 +42,8 @@ pub struct FramingVerdict {
     /// The first finding, `request << 1 | malformed`; 0 = none.
     first_bad: AtomicU64,
     served: AtomicU64,
+    /// The client has sent something.
+    arrived: AtomicBool,
 }
 
 impl FramingVerdict {
@@ -50,6 +58,11 @@ impl FramingVerdict {
             Fault::Ambiguous
         };
         (bad != 0 && index >= bad >> 1).then_some(fault)
+    }
+
+    /// True once the client sent its first bytes.
+    pub fn has_bytes(&self) -> bool {
+        self.arrived.load(Ordering::Relaxed)
     }
 
     fn record(&self, finding: Finding) {
@@ -70,13 +83,21 @@ impl From<Fault> for ProxyError {
 }
 
 /// A byte stream whose HTTP/1 framing is checked as it is read.
-pub struct FramingGuard<S> {
+pub struct FramingGuard<S: AsyncWrite + Unpin> {
     inner: S,
     scanner: Scanner,
     verdict: Arc<FramingVerdict>,
+    /// The request whose head is arriving, if one is.
+    pending: Option<u64>,
+    /// Something was written since that head began (an answer, a `100 Continue`).
+    answered: bool,
+    /// The client closed its side, or the connection failed.
+    closed: bool,
+    /// Bytes have arrived (told to the verdict once).
+    arrived: bool,
 }
 
-impl<S> FramingGuard<S> {
+impl<S: AsyncWrite + Unpin> FramingGuard<S> {
     /// Guard `inner`; the verdict is shared with the service of this connection.
     pub fn new(inner: S) -> (Self, Arc<FramingVerdict>) {
         let verdict = Arc::new(FramingVerdict::default());
@@ -84,6 +105,10 @@ impl<S> FramingGuard<S> {
             inner,
             scanner: Scanner::new(),
             verdict: verdict.clone(),
+            pending: None,
+            answered: false,
+            closed: false,
+            arrived: false,
         };
         (guard, verdict)
     }
@@ -93,22 +118,63 @@ impl<S> FramingGuard<S> {
         if let Some(finding) = self.scanner.finding() {
             self.verdict.record(finding);
         }
+        let pending = self.scanner.pending_head();
+        if pending != self.pending {
+            self.pending = pending;
+            self.answered = false;
+        }
+    }
+
+    /// hyper let go of the connection in the middle of a head without answering it.
+    fn abandoned_head(&self) -> bool {
+        self.pending.is_some() && !self.answered && !self.closed && self.scanner.is_following()
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for FramingGuard<S> {
+impl<S: AsyncWrite + Unpin> Drop for FramingGuard<S> {
+    fn drop(&mut self) {
+        if !self.abandoned_head() {
+            return;
+        }
+        // Best effort, without waiting: the connection is going away. A small answer fits the
+        // socket's send buffer.
+        let answer = ProxyError::ClientTimeout.raw_http1();
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut inner = Pin::new(&mut self.inner);
+        let mut rest = &answer[..];
+        while !rest.is_empty() {
+            match inner.as_mut().poll_write(&mut cx, rest) {
+                Poll::Ready(Ok(n)) if n > 0 => rest = &rest[n..],
+                _ => break,
+            }
+        }
+        let _ = inner.poll_flush(&mut cx);
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for FramingGuard<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
+        let room = buf.remaining() > 0;
         let this = &mut *self;
         let poll = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = poll
-            && this.scanner.is_following()
-        {
-            this.scan(&buf.filled()[before..]);
+        match &poll {
+            Poll::Ready(Ok(())) if room && buf.filled().len() == before => this.closed = true,
+            Poll::Ready(Ok(())) => {
+                if !this.arrived {
+                    this.arrived = true;
+                    this.verdict.arrived.store(true, Ordering::Relaxed);
+                }
+                if this.scanner.is_following() {
+                    this.scan(&buf.filled()[before..]);
+                }
+            }
+            Poll::Ready(Err(_)) => this.closed = true,
+            _ => {}
         }
         poll
     }
@@ -120,6 +186,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for FramingGuard<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        self.answered = true;
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
@@ -136,6 +203,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for FramingGuard<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        self.answered = true;
         Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
 

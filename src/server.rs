@@ -158,6 +158,7 @@ async fn serve(
         let limits = &snapshot.rules.listen.limits;
         let builder = builder(limits);
         let handshake_timeout = limits.header_read_timeout;
+        let first_bytes = limits.header_read_timeout.min(limits.idle_timeout);
         let conn = Connection {
             peer,
             tls: tls.is_some(),
@@ -168,11 +169,15 @@ async fn serve(
             None => {
                 let (io, verdict) = FramingGuard::new(stream);
                 let served = builder
-                    .serve_connection_with_upgrades(TokioIo::new(io), service(proxy, conn, verdict))
+                    .serve_connection_with_upgrades(
+                        TokioIo::new(io),
+                        service(proxy, conn, verdict.clone()),
+                    )
                     .into_owned();
                 let watched = graceful.watch(served);
                 tokio::spawn(async move {
-                    if let Err(error) = watched.await {
+                    let served = first_bytes_within(first_bytes, &verdict, watched);
+                    if let Err(error) = served.await {
                         tracing::debug!(%peer, "connection ended: {error}");
                     }
                 });
@@ -203,10 +208,11 @@ async fn serve(
                     let served = builder
                         .serve_connection_with_upgrades(
                             TokioIo::new(io),
-                            service(proxy, conn, verdict),
+                            service(proxy, conn, verdict.clone()),
                         )
                         .into_owned();
-                    if let Err(error) = watcher.watch(served).await {
+                    let watched = watcher.watch(served);
+                    if let Err(error) = first_bytes_within(first_bytes, &verdict, watched).await {
                         tracing::debug!(%peer, "connection ended: {error}");
                     }
                 });
@@ -221,6 +227,28 @@ async fn serve(
     {
         tracing::warn!("drain deadline of {drain:?} reached; closing remaining connections");
     }
+}
+
+/// Drive `connection`, dropping it (which closes it) when the client sent nothing within
+/// `wait`: hyper-util reads the first bytes to tell HTTP/1 from HTTP/2 with no timer of its
+/// own, and hyper's header timer only runs once it has them.
+async fn first_bytes_within<F, E>(
+    wait: Duration,
+    verdict: &FramingVerdict,
+    connection: F,
+) -> Result<(), E>
+where
+    F: Future<Output = Result<(), E>>,
+{
+    let mut connection = std::pin::pin!(connection);
+    tokio::select! {
+        result = &mut connection => return result,
+        () = tokio::time::sleep(wait) => {}
+    }
+    if !verdict.has_bytes() {
+        return Ok(());
+    }
+    connection.await
 }
 
 /// The per-connection service: the framing guard is asked in request order (here, as hyper

@@ -352,6 +352,18 @@ impl Scanner {
         !matches!(self.state, State::Done)
     }
 
+    /// The request (1-based) whose head has begun to arrive but is not complete; `None`
+    /// between requests, inside bodies, and once the scanner stopped following.
+    pub fn pending_head(&self) -> Option<u64> {
+        match self.state {
+            State::Start(matched) if matched > 0 => Some(1),
+            State::Head(head) if head.lines > 0 => Some(self.requests),
+            // Empty lines before a request line are not a request yet.
+            State::Head(_) if self.partial.iter().any(|&b| b != b'\r') => Some(self.requests + 1),
+            _ => None,
+        }
+    }
+
     /// Bytes held over from earlier reads (the start of an unfinished line).
     #[cfg(test)]
     pub(super) fn held(&self) -> usize {

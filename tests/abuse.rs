@@ -1,0 +1,136 @@
+//! Slow and abusive clients against the real gateway. Timing runs on paused time: the
+//! gateway's clock is tokio's, and time jumps ahead whenever every task waits.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use support::wire::{Conn, Read};
+use support::*;
+use switchyard::clock::Clock;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn with_listen(extra: &str, upstream: &str) -> String {
+    config(upstream, upstream, "").replace("workers = 2", &format!("workers = 2\n{extra}"))
+}
+
+fn upstream_errors(gw: &TestGateway) -> Vec<String> {
+    gw.gw()
+        .metrics
+        .render()
+        .lines()
+        .filter(|l| l.starts_with("switchyard_upstream_errors_total"))
+        .map(str::to_string)
+        .collect()
+}
+
+fn expect_response(read: Read, label: &str) -> support::wire::RawResponse {
+    match read {
+        Read::Response(r) => r,
+        other => panic!("{label}: no answer: {other:?}"),
+    }
+}
+
+// === slowloris ===
+
+/// A head that does not complete within `header_read_timeout` gets 408 and the connection
+/// ends, even while bytes keep trickling in; so does a slow second head on a keep-alive
+/// connection. A connection that sends nothing is closed without a word. Nothing reaches the
+/// upstream.
+#[tokio::test(start_paused = true)]
+async fn slowloris_heads_get_408() {
+    let legacy = Upstream::json("legacy").await;
+    let gw = TestGateway::start_paused(&with_listen("header_read_timeout = \"2s\"", &legacy.url()))
+        .await;
+    let clock = Clock::tokio();
+
+    // Trickling: a line every 500 ms, never the empty line that ends the head.
+    let started = clock.instant();
+    let mut conn = Conn::open(gw.http).await;
+    assert!(conn.send(b"GET /slow HTTP/1.1\r\nHost: gw.test\r\n").await);
+    for i in 0..3 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(conn.send(format!("X-Drip-{i}: 1\r\n").as_bytes()).await);
+    }
+    let answer = expect_response(conn.read(WAIT).await, "trickle");
+    assert_eq!(answer.status, 408, "{}", answer.text());
+    let doc: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(doc["kind"], "client_timeout");
+    assert!(answer.closes(), "{:?}", answer.headers);
+    assert!(conn.closed_within(WAIT).await);
+    let took = clock.instant() - started;
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+
+    // Keep-alive: the first request is served, the second head is too slow.
+    let mut conn = Conn::open(gw.http).await;
+    assert!(
+        conn.send(b"GET /one HTTP/1.1\r\nHost: gw.test\r\n\r\n")
+            .await
+    );
+    assert_eq!(expect_response(conn.read(WAIT).await, "first").status, 200);
+    assert!(conn.send(b"GET /two HTTP/1.1\r\nHost: gw").await);
+    let answer = expect_response(conn.read(WAIT).await, "second");
+    assert_eq!(answer.status, 408, "{}", answer.text());
+
+    // Silent: closed after the timeout, nothing written.
+    let mut conn = Conn::open(gw.http).await;
+    match conn.read(WAIT).await {
+        Read::Closed(bytes) => assert!(bytes.is_empty(), "{bytes:?}"),
+        other => panic!("silent connection: {other:?}"),
+    }
+
+    assert_eq!(legacy.hits(), 1, "only /one reached the upstream");
+    // The gateway still serves.
+    assert_eq!(get(&gw.url("/after"), &[]).await.status, 200);
+    gw.shutdown().await;
+}
+
+// === slow bodies ===
+
+/// A body that arrives slowly but keeps coming is served whole; one that stalls longer than
+/// `body_timeout` between frames gets 408, and the upstream it was streaming to is not blamed.
+#[tokio::test(start_paused = true)]
+async fn a_slow_body_is_served_and_a_stalled_one_gets_408() {
+    let legacy = Upstream::json("legacy").await;
+    // The upstream's own timeout runs from the request head; give the slow upload room.
+    let cfg = with_listen("body_timeout = \"1s\"", &legacy.url())
+        .replace("timeout = \"2s\"", "timeout = \"30s\"");
+    let gw = TestGateway::start_paused(&cfg).await;
+    let errors_before = upstream_errors(&gw);
+
+    let mut conn = Conn::open(gw.http).await;
+    assert!(
+        conn.send(b"POST /upload HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 10\r\n\r\n")
+            .await
+    );
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert!(conn.send(b"x").await);
+    }
+    let answer = expect_response(conn.read(WAIT).await, "slow body");
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let doc: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(doc["received"], 10);
+
+    let mut conn = Conn::open(gw.http).await;
+    assert!(
+        conn.send(b"POST /upload HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 10\r\n\r\nxyz")
+            .await
+    );
+    let answer = expect_response(conn.read(WAIT).await, "stalled body");
+    assert_eq!(answer.status, 408, "{}", answer.text());
+    let doc: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(doc["kind"], "client_timeout");
+    assert_eq!(
+        upstream_errors(&gw),
+        errors_before,
+        "counted against legacy"
+    );
+    gw.shutdown().await;
+}
