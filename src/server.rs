@@ -8,6 +8,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hyper::service::service_fn;
@@ -15,7 +16,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
@@ -57,6 +58,8 @@ impl Listeners {
     ) -> Result<Listeners, ListenError> {
         let snapshot = proxy.live.load();
         let listen = &snapshot.rules.listen;
+        // One count of client connections for both data listeners.
+        let slots = Arc::new(Slots::default());
         let http = match listen.http {
             Some(addr) => {
                 let listener = bind(addr).await?;
@@ -65,6 +68,7 @@ impl Listeners {
                     listener,
                     None,
                     proxy.clone(),
+                    slots.clone(),
                     shutdown.clone(),
                 )));
                 Some(local)
@@ -82,6 +86,7 @@ impl Listeners {
                     listener,
                     Some(acceptor),
                     proxy.clone(),
+                    slots,
                     shutdown.clone(),
                 )));
                 tasks.push(tokio::spawn(swap_certificates(
@@ -131,15 +136,75 @@ fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     builder
 }
 
+/// Client connections open on the data listeners, held against `[listen] max_connections`: an
+/// atomic count, and a wake-up for an accept loop waiting for a free slot.
+#[derive(Debug, Default)]
+struct Slots {
+    open: AtomicUsize,
+    freed: Notify,
+    /// An accept loop is waiting for a slot (the limit was reported once for this episode).
+    full: AtomicBool,
+}
+
+/// One open connection's slot, given back when dropped.
+struct Slot(Arc<Slots>);
+
+impl Slots {
+    /// Take a slot, waiting while the limit in force is reached; `None` on shutdown.
+    async fn take(
+        self: &Arc<Self>,
+        proxy: &Proxy,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Option<Slot> {
+        let mut waited = false;
+        loop {
+            let limit = proxy.live.load().rules.listen.limits.max_connections;
+            if self.open.fetch_add(1, Ordering::AcqRel) < limit {
+                if !waited {
+                    self.full.store(false, Ordering::Relaxed);
+                }
+                return Some(Slot(self.clone()));
+            }
+            self.open.fetch_sub(1, Ordering::AcqRel);
+            waited = true;
+            if !self.full.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    limit,
+                    "max_connections reached: new connections wait in the listen backlog"
+                );
+            }
+            tokio::select! {
+                _ = self.freed.notified() => {}
+                // A reload may raise the limit.
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = shutdown.changed() => return None,
+            }
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+        self.0.freed.notify_one();
+    }
+}
+
 /// Accept connections until shutdown, then drain.
 async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     proxy: Arc<Proxy>,
+    slots: Arc<Slots>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let graceful = GracefulShutdown::new();
     loop {
+        // At `max_connections` the loop stops accepting: new connections wait in the kernel's
+        // listen backlog until one closes, and the admin listener, apart, keeps answering.
+        let Some(slot) = slots.take(&proxy, &mut shutdown).await else {
+            break;
+        };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = shutdown.changed() => break,
@@ -176,6 +241,7 @@ async fn serve(
                     .into_owned();
                 let watched = graceful.watch(served);
                 tokio::spawn(async move {
+                    let _slot = slot;
                     let served = first_bytes_within(first_bytes, &verdict, watched);
                     if let Err(error) = served.await {
                         tracing::debug!(%peer, "connection ended: {error}");
@@ -188,6 +254,7 @@ async fn serve(
                 let acceptor = acceptor.clone();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
+                    let _slot = slot;
                     let stream = match tokio::time::timeout(
                         handshake_timeout,
                         acceptor.accept(stream),

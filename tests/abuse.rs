@@ -134,3 +134,54 @@ async fn a_slow_body_is_served_and_a_stalled_one_gets_408() {
     );
     gw.shutdown().await;
 }
+
+// === connection floods ===
+
+/// With `max_connections = 2`, a third connection is not taken up while two are open: it
+/// waits in the listen backlog, the admin listener answers meanwhile, and it is served as
+/// soon as one of the two closes.
+#[tokio::test(start_paused = true)]
+async fn connections_past_max_connections_wait_and_admin_still_answers() {
+    let legacy = Upstream::json("legacy").await;
+    let gw = TestGateway::start_paused(&with_listen(
+        "max_connections = 2\nheader_read_timeout = \"60s\"",
+        &legacy.url(),
+    ))
+    .await;
+    let request = b"GET /held HTTP/1.1\r\nHost: gw.test\r\n\r\n";
+    let mut first = Conn::open(gw.http).await;
+    let mut second = Conn::open(gw.http).await;
+    for conn in [&mut first, &mut second] {
+        assert!(conn.send(request).await);
+        assert_eq!(expect_response(conn.read(WAIT).await, "held").status, 200);
+    }
+
+    let mut third = Conn::open(gw.http).await;
+    assert!(
+        third
+            .send(b"GET /third HTTP/1.1\r\nHost: gw.test\r\n\r\n")
+            .await
+    );
+    match third.read(Duration::from_secs(5)).await {
+        Read::TimedOut(bytes) => assert!(bytes.is_empty()),
+        other => panic!("a third connection was taken up: {other:?}"),
+    }
+    let admin = get(&format!("http://{}/readyz", gw.gw().admin), &[]).await;
+    assert_eq!(admin.status, 200, "the admin listener is not counted");
+    let metrics = get(&format!("http://{}/metrics", gw.gw().admin), &[]).await;
+    assert_eq!(metrics.status, 200);
+
+    drop(first);
+    let answer = expect_response(third.read(WAIT).await, "third");
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let doc: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(doc["path"], "/third");
+    // The second connection was never disturbed.
+    assert!(second.send(request).await);
+    assert_eq!(
+        expect_response(second.read(WAIT).await, "second").status,
+        200
+    );
+    drop((second, third));
+    gw.shutdown().await;
+}
