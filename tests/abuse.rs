@@ -1,14 +1,21 @@
-//! Slow and abusive clients against the real gateway. Timing runs on paused time: the
+//! Slow and abusive clients against the real gateway: slowloris heads, slow and stalled
+//! bodies, a slow reader of a large response, connection floods past `max_connections`, too
+//! many headers, and HTTP/2 rapid resets and stream floods. Timing runs on paused time: the
 //! gateway's clock is tokio's, and time jumps ahead whenever every task waits.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body::Frame;
 use support::wire::{Conn, Read};
 use support::*;
+use switchyard::body::BoxError;
 use switchyard::clock::Clock;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -135,6 +142,102 @@ async fn a_slow_body_is_served_and_a_stalled_one_gets_408() {
     gw.shutdown().await;
 }
 
+// === a slow reader of a large response ===
+
+/// What the upstream's response body has produced, and whether it was let go.
+#[derive(Default)]
+struct Produced {
+    bytes: AtomicU64,
+    released: AtomicBool,
+}
+
+struct Source {
+    left: u64,
+    produced: Arc<Produced>,
+}
+
+impl Drop for Source {
+    fn drop(&mut self) {
+        self.produced.released.store(true, Ordering::SeqCst);
+    }
+}
+
+const CHUNK: usize = 64 * 1024;
+const LARGE: u64 = 1024 * 1024 * 1024;
+
+/// A client that reads a 1 GiB response slowly, then walks away: the gateway pulls from the
+/// upstream only as fast as the client reads (what is in flight stays bounded by socket and
+/// connection buffers, far below the body), and when the client goes, the upstream's
+/// response is dropped and its connection let go.
+#[tokio::test(start_paused = true)]
+async fn a_slow_reader_is_fed_at_its_pace_and_its_upstream_released() {
+    let produced = Arc::new(Produced::default());
+    let shared = produced.clone();
+    let upstream = Upstream::start(move |_req| {
+        let source = Source {
+            left: LARGE,
+            produced: shared.clone(),
+        };
+        async move {
+            let chunks = futures_util::stream::unfold(source, |mut source| async move {
+                if source.left == 0 {
+                    return None;
+                }
+                let n = source.left.min(CHUNK as u64);
+                source.left -= n;
+                source.produced.bytes.fetch_add(n, Ordering::SeqCst);
+                let frame = Frame::data(Bytes::from(vec![b'x'; n as usize]));
+                Some((Ok::<_, BoxError>(frame), source))
+            });
+            http::Response::new(switchyard::body::boxed(http_body_util::StreamBody::new(
+                chunks,
+            )))
+        }
+    })
+    .await;
+    let gw = TestGateway::start_paused(&config(&upstream.url(), &upstream.url(), "")).await;
+
+    let mut stream = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(b"GET /large HTTP/1.1\r\nHost: gw.test\r\n\r\n")
+        .await
+        .unwrap();
+    // In flight at most: the upstream's and the gateway's socket buffers on both hops, and
+    // hyper's per-connection buffers; nowhere near the body.
+    let bound = 64 * 1024 * 1024;
+    let mut received = 0u64;
+    let mut buf = vec![0u8; CHUNK];
+    for _ in 0..64 {
+        // A reader slower than the network: 64 KiB every 100 ms.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(n > 0, "the response ended early");
+        received += n as u64;
+        let ahead = produced
+            .bytes
+            .load(Ordering::SeqCst)
+            .saturating_sub(received);
+        assert!(ahead < bound, "{ahead} bytes buffered ahead of the reader");
+    }
+    assert!(!produced.released.load(Ordering::SeqCst));
+    assert!(produced.bytes.load(Ordering::SeqCst) < LARGE / 4);
+
+    // The reader walks away mid-body: the upstream's response is dropped, its connection closed.
+    drop(stream);
+    let released = eventually(WAIT, || {
+        let produced = produced.clone();
+        async move { produced.released.load(Ordering::SeqCst) }
+    })
+    .await;
+    assert!(released, "the upstream response was never let go");
+    assert!(produced.bytes.load(Ordering::SeqCst) < LARGE / 4);
+    // And the gateway serves on.
+    let answer = get(&gw.url("/after"), &[]).await;
+    assert_eq!(answer.status, 200);
+    gw.shutdown().await;
+}
+
 // === connection floods ===
 
 /// With `max_connections = 2`, a third connection is not taken up while two are open: it
@@ -183,5 +286,36 @@ async fn connections_past_max_connections_wait_and_admin_still_answers() {
         200
     );
     drop((second, third));
+    gw.shutdown().await;
+}
+
+// === too many headers ===
+
+/// More than `max_headers` fields, or a header block over `max_header_bytes`, is 431; nothing
+/// is forwarded and the gateway serves on.
+#[tokio::test]
+async fn too_many_headers_get_431() {
+    let legacy = Upstream::json("legacy").await;
+    let gw = TestGateway::start(&with_listen("max_headers = 50", &legacy.url())).await;
+    let mut head = String::from("GET /many HTTP/1.1\r\nHost: gw.test\r\n");
+    for i in 0..60 {
+        head.push_str(&format!("X-H{i}: {i}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut conn = Conn::open(gw.http).await;
+    assert!(conn.send(head.as_bytes()).await);
+    let answer = expect_response(conn.read(WAIT).await, "many");
+    assert_eq!(answer.status, 431);
+
+    let big = format!(
+        "GET /big HTTP/1.1\r\nHost: gw.test\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(100_000)
+    );
+    let mut conn = Conn::open(gw.http).await;
+    assert!(conn.send(big.as_bytes()).await);
+    assert_eq!(expect_response(conn.read(WAIT).await, "big").status, 431);
+
+    assert_eq!(legacy.hits(), 0);
+    assert_eq!(get(&gw.url("/after"), &[]).await.status, 200);
     gw.shutdown().await;
 }
