@@ -114,6 +114,13 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ListenError> {
         .map_err(|source| ListenError::Bind { addr, source })
 }
 
+/// HTTP/2 streams open at once on one connection.
+pub const H2_MAX_STREAMS: u32 = 100;
+/// HTTP/2 streams a client may reset before the gateway took them up (rapid reset).
+pub const H2_MAX_PENDING_RESETS: usize = 20;
+/// HTTP/2 streams the gateway may reset for a client's errors over a connection's life.
+pub const H2_MAX_ERROR_RESETS: usize = 200;
+
 /// The connection builder with the limits of the rules in force when the connection opened.
 fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -130,7 +137,14 @@ fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(limits.max_header_bytes as u32)
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        // Stream floods: streams past this many open at once are refused (REFUSED_STREAM).
+        .max_concurrent_streams(H2_MAX_STREAMS)
+        // Rapid reset: streams the client resets before they are served, and streams the
+        // gateway resets for the client's errors, end the connection with ENHANCE_YOUR_CALM
+        // past these counts.
+        .max_pending_accept_reset_streams(H2_MAX_PENDING_RESETS)
+        .max_local_error_reset_streams(H2_MAX_ERROR_RESETS)
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(20));
     builder

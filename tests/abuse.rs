@@ -13,6 +13,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::Frame;
+use support::h2wire::{
+    self, CANCEL, DATA, END_HEADERS, END_STREAM, ENHANCE_YOUR_CALM, GOAWAY, H2, HEADERS, Outcome,
+    REFUSED_STREAM, RST_STREAM,
+};
 use support::wire::{Conn, Read};
 use support::*;
 use switchyard::body::BoxError;
@@ -317,5 +321,143 @@ async fn too_many_headers_get_431() {
 
     assert_eq!(legacy.hits(), 0);
     assert_eq!(get(&gw.url("/after"), &[]).await.status, 200);
+    gw.shutdown().await;
+}
+
+// === HTTP/2 ===
+
+/// What became of each stream: a response status, a reset code.
+#[derive(Debug, Default)]
+struct Streams {
+    answered: Vec<u32>,
+    reset: Vec<(u32, u32)>,
+    goaway: Option<u32>,
+}
+
+/// Read frames until `done` holds for what was seen, the connection ends, or `wait` passes.
+async fn watch(h2: &mut H2, wait: Duration, done: impl Fn(&Streams) -> bool) -> Streams {
+    let deadline = Clock::system().instant() + wait;
+    let mut seen = Streams::default();
+    let pending = std::mem::take(&mut h2.pending);
+    let mut pending = pending.into_iter();
+    while !done(&seen) {
+        let frame = match pending.next() {
+            Some(frame) => frame,
+            None => match h2.next(deadline).await {
+                Some(frame) => frame,
+                None => break,
+            },
+        };
+        match frame.kind {
+            HEADERS => seen.answered.push(frame.stream),
+            RST_STREAM => {
+                let code = frame
+                    .payload
+                    .get(..4)
+                    .map_or(0, |c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]));
+                seen.reset.push((frame.stream, code));
+            }
+            GOAWAY => {
+                seen.goaway = h2.goaway;
+                break;
+            }
+            _ => {}
+        }
+    }
+    seen.goaway = seen.goaway.or(h2.goaway);
+    seen
+}
+
+/// Rapid reset: streams opened and reset at once, hundreds in one write. The connection ends
+/// with ENHANCE_YOUR_CALM long before they are all taken up, few reach the upstream, and new
+/// connections are served.
+#[tokio::test]
+async fn h2_rapid_reset_ends_the_connection() {
+    let legacy = Upstream::json("legacy").await;
+    let gw = TestGateway::start(&config(&legacy.url(), &legacy.url(), "")).await;
+    let mut h2 = H2::connect(gw.http).await;
+    assert!(h2.settle(WAIT).await);
+    let streams = 1000u32;
+    let mut burst = Vec::new();
+    for i in 0..streams {
+        let id = 2 * i + 1;
+        let block = h2wire::request_block("GET", "/reset", &[]);
+        burst.extend(h2wire::frame_bytes(
+            HEADERS,
+            END_HEADERS | END_STREAM,
+            id,
+            &block,
+        ));
+        burst.extend(h2wire::frame_bytes(
+            RST_STREAM,
+            0,
+            id,
+            &CANCEL.to_be_bytes(),
+        ));
+    }
+    let _ = h2.write_raw(&burst).await;
+    let seen = watch(&mut h2, WAIT, |_| false).await;
+    assert_eq!(seen.goaway, Some(ENHANCE_YOUR_CALM), "{seen:?}");
+    let hits = legacy.hits();
+    eprintln!(
+        "rapid reset: GOAWAY {:?} after {} answers and {} resets; {hits} of {streams} forwarded",
+        seen.goaway,
+        seen.answered.len(),
+        seen.reset.len()
+    );
+    assert!(
+        hits <= switchyard::server::H2_MAX_STREAMS as usize,
+        "{hits} of {streams} reset streams were forwarded"
+    );
+
+    let mut fresh = H2::connect(gw.http).await;
+    assert!(fresh.request(1, "GET", "/after", &[], true).await);
+    assert!(matches!(
+        fresh.outcome(1, WAIT).await,
+        Outcome::Response(200, _)
+    ));
+    drop((h2, fresh));
+    gw.shutdown().await;
+}
+
+/// A stream flood: more streams opened at once than the gateway allows. Those past the limit
+/// are refused with REFUSED_STREAM and never forwarded; the ones taken up complete normally.
+#[tokio::test]
+async fn h2_streams_past_the_limit_are_refused() {
+    let legacy = Upstream::json("legacy").await;
+    let gw = TestGateway::start(&config(&legacy.url(), &legacy.url(), "")).await;
+    let limit = switchyard::server::H2_MAX_STREAMS;
+    let extra = 30u32;
+    let mut h2 = H2::connect(gw.http).await;
+    assert!(h2.settle(WAIT).await);
+    // Streams that stay open: their bodies never end until told to.
+    let mut burst = Vec::new();
+    for i in 0..limit + extra {
+        let block = h2wire::request_block("POST", "/flood", &[]);
+        burst.extend(h2wire::frame_bytes(HEADERS, END_HEADERS, 2 * i + 1, &block));
+    }
+    assert!(h2.write_raw(&burst).await);
+    let seen = watch(&mut h2, WAIT, |s| s.reset.len() as u32 >= extra).await;
+    assert_eq!(seen.goaway, None, "{seen:?}");
+    assert_eq!(seen.reset.len() as u32, extra, "{seen:?}");
+    assert!(
+        seen.reset.iter().all(|(_, code)| *code == REFUSED_STREAM),
+        "{seen:?}"
+    );
+
+    // End every body; exactly the streams taken up are answered.
+    let refused: Vec<u32> = seen.reset.iter().map(|(id, _)| *id).collect();
+    let mut ends = Vec::new();
+    for i in 0..limit + extra {
+        let id = 2 * i + 1;
+        if !refused.contains(&id) {
+            ends.extend(h2wire::frame_bytes(DATA, END_STREAM, id, b""));
+        }
+    }
+    assert!(h2.write_raw(&ends).await);
+    let seen = watch(&mut h2, WAIT, |s| s.answered.len() as u32 >= limit).await;
+    assert_eq!(seen.answered.len() as u32, limit, "{seen:?}");
+    assert_eq!(legacy.hits(), limit as usize);
+    drop(h2);
     gw.shutdown().await;
 }

@@ -18,6 +18,7 @@ pub const END_STREAM: u8 = 1;
 pub const END_HEADERS: u8 = 4;
 pub const PROTOCOL_ERROR: u32 = 1;
 pub const COMPRESSION_ERROR: u32 = 9;
+pub const CANCEL: u32 = 8;
 pub const REFUSED_STREAM: u32 = 7;
 pub const ENHANCE_YOUR_CALM: u32 = 11;
 
@@ -125,6 +126,29 @@ pub fn status(block: &[u8]) -> u16 {
     }
 }
 
+/// One frame as bytes.
+pub fn frame_bytes(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(9 + payload.len());
+    out.extend_from_slice(&(payload.len() as u32).to_be_bytes()[1..]);
+    out.push(kind);
+    out.push(flags);
+    out.extend_from_slice(&stream.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// The header block of a request on the gateway.
+pub fn request_block(method: &str, path: &str, extra: &[(&[u8], &[u8])]) -> Vec<u8> {
+    let mut fields: Vec<(&[u8], &[u8])> = vec![
+        (b":method", method.as_bytes()),
+        (b":scheme", b"http"),
+        (b":authority", b"gw.test"),
+        (b":path", path.as_bytes()),
+    ];
+    fields.extend_from_slice(extra);
+    block(&fields)
+}
+
 impl H2 {
     /// Connect, send the preface and empty SETTINGS.
     pub async fn connect(addr: std::net::SocketAddr) -> H2 {
@@ -146,13 +170,31 @@ impl H2 {
 
     /// Write one frame; false when the connection is gone.
     pub async fn frame(&mut self, kind: u8, flags: u8, stream: u32, payload: &[u8]) -> bool {
-        let mut out = Vec::with_capacity(9 + payload.len());
-        out.extend_from_slice(&(payload.len() as u32).to_be_bytes()[1..]);
-        out.push(kind);
-        out.push(flags);
-        out.extend_from_slice(&stream.to_be_bytes());
-        out.extend_from_slice(payload);
-        self.stream.write_all(&out).await.is_ok()
+        self.write_raw(&frame_bytes(kind, flags, stream, payload))
+            .await
+    }
+
+    /// Write bytes as they are (many frames at once); false when the connection is gone.
+    pub async fn write_raw(&mut self, bytes: &[u8]) -> bool {
+        self.stream.write_all(bytes).await.is_ok()
+    }
+
+    /// Wait until the server's SETTINGS arrived (and were acknowledged) and ours were
+    /// acknowledged: from then on the server's limits are in force. Other frames are kept.
+    pub async fn settle(&mut self, wait: Duration) -> bool {
+        let deadline = switchyard::clock::Clock::system().instant() + wait;
+        let (mut theirs, mut ours) = (false, false);
+        while !(theirs && ours) {
+            let Some(frame) = self.next(deadline).await else {
+                return false;
+            };
+            match (frame.kind, frame.flags & 1) {
+                (SETTINGS, 0) => theirs = true,
+                (SETTINGS, _) => ours = true,
+                _ => self.pending.push(frame),
+            }
+        }
+        true
     }
 
     /// A request head on `stream`: the pseudo-headers, then `extra` fields.
