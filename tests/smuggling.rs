@@ -12,8 +12,14 @@
 //! its own answer, or find the connection closed (Refused). No case may change
 //! `switchyard_upstream_errors_total`, and no error body may carry internals.
 //!
-//! Every case runs on two routes: `/other` (the default upstream, body streamed) and
+//! Every case runs on two routes: `/other` (the default upstream, legacy, body streamed) and
 //! `/api/cards/1` for tenant acme (the new side with fallback, body buffered for a retry).
+//!
+//! The HTTP/2 → HTTP/1 downgrade cases (`h2_cases`) go over h2c with prior knowledge, as raw
+//! frames, each with its answer: the stream reset with PROTOCOL_ERROR, a 400, the connection
+//! ended with GOAWAY (a header block that cannot be decoded into valid fields), or forwarded
+//! over HTTP/1.1 framed once. After each, a follow-up stream on the same connection must get
+//! its own answer (on a new connection after a GOAWAY).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
