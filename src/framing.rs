@@ -21,6 +21,8 @@
 //! begun to arrive (a slowloris client, or a client on a bad link), the guard — dropped with
 //! the connection, having seen no answer written since that head began — writes a 408 on its
 //! way out, so the client learns why. A connection that sent nothing is closed silently.
+//! Once hyper is done with a connection ([`FramingVerdict::release`]), whatever still flows
+//! through it is an upgraded connection's tunnel: neither scanned nor answered.
 
 use std::io;
 use std::pin::Pin;
@@ -44,6 +46,8 @@ pub struct FramingVerdict {
     served: AtomicU64,
     /// The client has sent something.
     arrived: AtomicBool,
+    /// hyper is done with the connection; the bytes left are a tunnel's (an upgrade).
+    released: AtomicBool,
 }
 
 impl FramingVerdict {
@@ -63,6 +67,12 @@ impl FramingVerdict {
     /// True once the client sent its first bytes.
     pub fn has_bytes(&self) -> bool {
         self.arrived.load(Ordering::Relaxed)
+    }
+
+    /// hyper is done with the connection: what still flows through it, if anything, is an
+    /// upgraded connection's tunnel, which the guard neither reads nor answers.
+    pub fn release(&self) {
+        self.released.store(true, Ordering::Relaxed);
     }
 
     fn record(&self, finding: Finding) {
@@ -91,7 +101,7 @@ pub struct FramingGuard<S: AsyncWrite + Unpin> {
     pending: Option<u64>,
     /// Something was written since that head began (an answer, a `100 Continue`).
     answered: bool,
-    /// The client closed its side, or the connection failed.
+    /// The client closed its side, the connection failed, or it was shut down.
     closed: bool,
     /// Bytes have arrived (told to the verdict once).
     arrived: bool,
@@ -127,7 +137,11 @@ impl<S: AsyncWrite + Unpin> FramingGuard<S> {
 
     /// hyper let go of the connection in the middle of a head without answering it.
     fn abandoned_head(&self) -> bool {
-        self.pending.is_some() && !self.answered && !self.closed && self.scanner.is_following()
+        self.pending.is_some()
+            && !self.answered
+            && !self.closed
+            && self.scanner.is_following()
+            && !self.verdict.released.load(Ordering::Relaxed)
     }
 }
 
@@ -169,7 +183,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for FramingGuard<S> {
                     this.arrived = true;
                     this.verdict.arrived.store(true, Ordering::Relaxed);
                 }
-                if this.scanner.is_following() {
+                if this.scanner.is_following() && !this.verdict.released.load(Ordering::Relaxed) {
                     this.scan(&buf.filled()[before..]);
                 }
             }
@@ -195,6 +209,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for FramingGuard<S> {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.closed = true;
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 

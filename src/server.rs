@@ -256,8 +256,9 @@ async fn serve(
                 let watched = graceful.watch(served);
                 tokio::spawn(async move {
                     let _slot = slot;
-                    let served = first_bytes_within(first_bytes, &verdict, watched);
-                    if let Err(error) = served.await {
+                    let served = first_bytes_within(first_bytes, &verdict, watched).await;
+                    verdict.release();
+                    if let Err(error) = served {
                         tracing::debug!(%peer, "connection ended: {error}");
                     }
                 });
@@ -293,7 +294,9 @@ async fn serve(
                         )
                         .into_owned();
                     let watched = watcher.watch(served);
-                    if let Err(error) = first_bytes_within(first_bytes, &verdict, watched).await {
+                    let served = first_bytes_within(first_bytes, &verdict, watched).await;
+                    verdict.release();
+                    if let Err(error) = served {
                         tracing::debug!(%peer, "connection ended: {error}");
                     }
                 });

@@ -102,6 +102,66 @@ async fn slowloris_heads_get_408() {
     gw.shutdown().await;
 }
 
+/// An upgraded connection is a tunnel, not a slow head: bytes without a line end that the
+/// client sent into it when the origin closes it get no 408 written after them.
+#[tokio::test(start_paused = true)]
+async fn a_tunnel_is_not_a_slow_head() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let origin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin_url = format!("http://{}", origin.local_addr().unwrap());
+    tokio::spawn(async move {
+        let (mut stream, _) = origin.accept().await.unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            if stream.read(&mut byte).await.unwrap_or(0) == 0 {
+                return;
+            }
+            head.push(byte[0]);
+        }
+        stream
+            .write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x-test\r\nConnection: upgrade\r\n\r\n")
+            .await
+            .unwrap();
+        // Take the client's first bytes, then reset the tunnel from this side: the gateway's
+        // copy fails at once, without shutting the client's side down first.
+        let mut buf = [0u8; 64];
+        let _ = stream.read(&mut buf).await;
+        #[allow(deprecated)]
+        let _ = stream.set_linger(Some(Duration::ZERO));
+    });
+    let gw =
+        TestGateway::start_paused(&with_listen("header_read_timeout = \"2s\"", &origin_url)).await;
+    let mut client = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+    client
+        .write_all(b"GET /tunnel HTTP/1.1\r\nHost: gw.test\r\nUpgrade: x-test\r\nConnection: upgrade\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        assert_eq!(
+            client.read(&mut byte).await.unwrap(),
+            1,
+            "closed before the 101"
+        );
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    client
+        .write_all(b"GET /not-a-head-but-tunnel-bytes")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(WAIT, client.read_to_end(&mut rest)).await;
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+    gw.shutdown().await;
+}
+
 // === slow bodies ===
 
 /// A body that arrives slowly but keeps coming is served whole; one that stalls longer than
