@@ -384,6 +384,24 @@ mod tests {
         assert_eq!(fault.get(), Some(BodyFault::TooLarge));
     }
 
+    #[tokio::test]
+    async fn guarded_body_records_a_broken_client_body() {
+        let fault = FaultSlot::default();
+        let broken = http_body_util::StreamBody::new(futures_util::stream::iter([
+            Ok(Frame::data(Bytes::from_static(b"abc"))),
+            Err::<Frame<Bytes>, BoxError>("invalid chunk size".into()),
+        ]));
+        let body = GuardedBody::new(
+            broken,
+            Duration::from_secs(5),
+            None,
+            fault.clone(),
+            Clock::system(),
+        );
+        assert!(body.collect().await.is_err());
+        assert_eq!(fault.get(), Some(BodyFault::Malformed));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn guarded_body_times_out_when_stalled() {
         let fault = FaultSlot::default();

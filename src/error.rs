@@ -37,11 +37,16 @@ pub enum ProxyError {
     /// `[tenant] unknown = "reject"` and no tenant source matched.
     #[error("no tenant could be determined for this request")]
     UnknownTenant,
-    /// Both Content-Length and Transfer-Encoding, Content-Length given twice, or a body whose
-    /// chunked framing is broken.
+    /// Two framings at once: Content-Length with Transfer-Encoding, or either one given twice.
     #[error("ambiguous message framing")]
     AmbiguousFraming,
-    /// The request body's framing is invalid (bad chunk size, a body cut short).
+    /// Framing the gateway does not read one way, found before anything was forwarded: bare
+    /// CR or LF, obs-fold, control bytes, a `Content-Length` that is not plain digits, a
+    /// transfer coding other than a lone `chunked`, a bad chunk line or trailer.
+    #[error("malformed message framing")]
+    MalformedFraming,
+    /// The request body failed after its head was forwarded: a bad chunk arriving later, an
+    /// HTTP/2 length that the DATA frames contradict, a body cut short.
     #[error("malformed request body")]
     MalformedBody,
     /// The request body is larger than the limit that applies.
@@ -77,6 +82,7 @@ impl ProxyError {
             ProxyError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::UnknownTenant
             | ProxyError::AmbiguousFraming
+            | ProxyError::MalformedFraming
             | ProxyError::MalformedBody
             | ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -94,6 +100,7 @@ impl ProxyError {
             ProxyError::UnknownUpstream(_) => "unknown_upstream",
             ProxyError::UnknownTenant => "unknown_tenant",
             ProxyError::AmbiguousFraming => "ambiguous_framing",
+            ProxyError::MalformedFraming => "malformed_framing",
             ProxyError::MalformedBody => "malformed_body",
             ProxyError::BodyTooLarge => "body_too_large",
             ProxyError::ClientTimeout => "client_timeout",
@@ -112,6 +119,7 @@ impl ProxyError {
             | ProxyError::UnknownUpstream(_) => true,
             ProxyError::UnknownTenant
             | ProxyError::AmbiguousFraming
+            | ProxyError::MalformedFraming
             | ProxyError::MalformedBody
             | ProxyError::BodyTooLarge
             | ProxyError::ClientTimeout
@@ -137,6 +145,26 @@ impl ProxyError {
             out.push_str(&e.to_string());
             source = e.source();
         }
+        out
+    }
+
+    /// The answer as HTTP/1.1 bytes, closing the connection: for the one answer written before
+    /// there is a request to answer, to a head that took too long to arrive (408).
+    pub fn raw_http1(&self) -> Vec<u8> {
+        let answer = self.answer(Scope {
+            route: None,
+            side: None,
+            request_id: "",
+        });
+        let status = answer.status();
+        let mut out = format!(
+            "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or(""),
+            answer.body().len()
+        )
+        .into_bytes();
+        out.extend_from_slice(answer.body());
         out
     }
 
@@ -183,10 +211,12 @@ mod tests {
         assert_eq!(ProxyError::BodyTooLarge.status(), 413);
         assert_eq!(ProxyError::ClientTimeout.status(), 408);
         assert_eq!(ProxyError::AmbiguousFraming.status(), 400);
+        assert_eq!(ProxyError::MalformedFraming.status(), 400);
         assert_eq!(ProxyError::MalformedBody.status(), 400);
         assert!(ProxyError::UpstreamTimeout.is_upstream());
         assert!(!ProxyError::BodyTooLarge.is_upstream());
         assert!(!ProxyError::MalformedBody.is_upstream());
+        assert!(!ProxyError::MalformedFraming.is_upstream());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! route asks for it.
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::uri::{PathAndQuery, Uri};
+use http::uri::{Authority, PathAndQuery, Uri};
 use http::{Method, Version};
 use std::io::Write as _;
 
@@ -36,10 +36,52 @@ pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for
 pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-/// Is this an HTTP/1.1 upgrade request (WebSocket and friends)?
+/// `Err` when a request names its host twice, differently: the authority of an absolute-form
+/// target (HTTP/1) or `:authority` (HTTP/2), and the `Host` header. RFC 9112 §3.2.2 tells a
+/// proxy to prefer the target, RFC 9113 §8.3.1 calls a disagreement malformed; Switchyard
+/// picks tenants and routes by `Host` while a hop in front of it may have routed by the target,
+/// so a disagreement is refused instead of resolved one way.
+pub fn check_authority(uri: &Uri, headers: &HeaderMap) -> Result<(), ProxyError> {
+    let (Some(target), Some(host)) = (uri.authority(), headers.get(header::HOST)) else {
+        return Ok(());
+    };
+    let default_port = match uri.scheme_str() {
+        Some("https") => 443,
+        _ => 80,
+    };
+    let same = host
+        .to_str()
+        .ok()
+        .and_then(|h| h.parse::<Authority>().ok())
+        .is_some_and(|host| {
+            host.host().eq_ignore_ascii_case(target.host())
+                && host.port_u16().unwrap_or(default_port)
+                    == target.port_u16().unwrap_or(default_port)
+        });
+    if same {
+        Ok(())
+    } else {
+        Err(ProxyError::BadRequest(
+            "the request target and the Host header name different hosts",
+        ))
+    }
+}
+
+/// Is this an HTTP/1.1 upgrade request (WebSocket and friends)? An upgrade to `h2c` is not:
+/// it changes the protocol of this one hop, and tunnelled to an origin it would open a raw h2
+/// channel past the gateway's rules ("h2c smuggling"); it is forwarded as a plain request with
+/// its `Upgrade` header stripped.
 pub fn is_upgrade(version: Version, headers: &HeaderMap) -> bool {
     version == Version::HTTP_11
-        && headers.contains_key(header::UPGRADE)
+        && headers.get(header::UPGRADE).is_some_and(|v| {
+            !v.to_str().is_ok_and(|v| {
+                v.split(',').any(|p| {
+                    p.trim()
+                        .get(..3)
+                        .is_some_and(|p| p.eq_ignore_ascii_case("h2c"))
+                })
+            })
+        })
         && headers
             .get_all(header::CONNECTION)
             .iter()
@@ -374,6 +416,41 @@ pub fn request_id(headers: &HeaderMap) -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn authority_ok(uri: &str, host: Option<&str>) -> bool {
+        let mut headers = HeaderMap::new();
+        if let Some(h) = host {
+            headers.insert(header::HOST, h.parse().unwrap());
+        }
+        check_authority(&uri.parse().unwrap(), &headers).is_ok()
+    }
+
+    #[test]
+    fn the_target_and_host_must_agree() {
+        assert!(authority_ok("/a", Some("gw.test")));
+        assert!(authority_ok("http://gw.test/a", None));
+        assert!(authority_ok("http://GW.test:80/a", Some("gw.test")));
+        assert!(authority_ok("https://gw.test/a", Some("gw.test:443")));
+        assert!(authority_ok("http://user@gw.test/a", Some("gw.test")));
+        assert!(!authority_ok("http://evil.example/a", Some("gw.test")));
+        assert!(!authority_ok("http://gw.test:8080/a", Some("gw.test")));
+        assert!(!authority_ok(
+            "http://gw.test/a",
+            Some("gw.test, evil.example")
+        ));
+    }
+
+    #[test]
+    fn an_h2c_upgrade_is_not_tunnelled() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        assert!(is_upgrade(Version::HTTP_11, &headers));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("H2C"));
+        assert!(!is_upgrade(Version::HTTP_11, &headers));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("foo, h2c"));
+        assert!(!is_upgrade(Version::HTTP_11, &headers));
+    }
 
     fn rw() -> Rewrite {
         Rewrite {

@@ -22,6 +22,8 @@ pub mod demo;
 pub mod error;
 pub mod fleet;
 pub mod framing;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 pub mod head;
 pub mod live;

@@ -9,8 +9,9 @@
 //! ```
 //!
 //! - **accept** is the listener's ([`crate::server`]): TLS, the HTTP/1 framing guard, limits.
-//! - **framing**: a request the connection's framing guard found ambiguous is answered 400 and
-//!   the connection closed ([`crate::framing`]).
+//! - **framing**: a request the connection's framing guard found ambiguous or malformed is
+//!   answered 400 and the connection closed ([`crate::framing`]); so is one whose target and
+//!   `Host` name different hosts, the connection kept.
 //! - **decide**: the pure [`RuleSet::decide`](crate::rules::RuleSet::decide) on ONE rule snapshot,
 //!   taken when the request starts and kept to its end (its shadow copy included).
 //! - **body**: the request body is guarded (stall timeout, size limit) and, when a fallback or
@@ -44,6 +45,8 @@ use crate::access_log::{self, AccessLog};
 use crate::body::Body;
 use crate::clock::Clock;
 use crate::error::ProxyError;
+use crate::framing::Fault;
+use crate::head;
 use crate::live::Live;
 use crate::rules::RequestView;
 use crate::shadow::{ShadowRequest, Shadower};
@@ -75,9 +78,9 @@ pub struct Connection {
     pub peer: SocketAddr,
     /// True on the TLS listener.
     pub tls: bool,
-    /// The connection's HTTP/1 framing guard found this request's framing ambiguous (the
-    /// server asks the guard in request order, see [`crate::framing::FramingVerdict`]).
-    pub ambiguous_framing: bool,
+    /// What the connection's HTTP/1 framing guard found wrong with this request's framing
+    /// (the server asks the guard in request order, see [`crate::framing::FramingVerdict`]).
+    pub framing_fault: Option<Fault>,
 }
 
 /// Serve one request. Never fails: every error becomes a JSON answer.
@@ -106,7 +109,7 @@ async fn run(
     ctx: &mut RequestCtx<'_>,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, ProxyError> {
-    framing(ctx)?;
+    framing(ctx, &request)?;
     let mut request = request;
     let client_upgrade = ctx.upgrade.then(|| hyper::upgrade::on(&mut request));
     let (parts, incoming) = request.into_parts();
@@ -118,12 +121,13 @@ async fn run(
     respond::response(ctx, response, served_by, client_upgrade, ticket)
 }
 
-/// Framing: the guard found this request's framing ambiguous.
-fn framing(ctx: &RequestCtx<'_>) -> Result<(), ProxyError> {
-    if ctx.conn.ambiguous_framing {
-        return Err(ProxyError::AmbiguousFraming);
+/// Framing: the guard found this request's framing ambiguous or malformed, or the request
+/// names its host twice, differently.
+fn framing(ctx: &RequestCtx<'_>, request: &Request<Incoming>) -> Result<(), ProxyError> {
+    if let Some(fault) = ctx.conn.framing_fault {
+        return Err(fault.into());
     }
-    Ok(())
+    head::check_authority(request.uri(), request.headers())
 }
 
 /// Decide: route, tenant and side; count the request on its route.

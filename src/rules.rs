@@ -346,6 +346,8 @@ pub struct Limits {
     pub max_header_bytes: usize,
     /// Default 100.
     pub max_headers: usize,
+    /// Client connections open at once on the data listeners; default 10 000.
+    pub max_connections: usize,
     /// Default 10 s.
     pub header_read_timeout: Duration,
     /// Default 60 s.
@@ -363,6 +365,7 @@ impl Default for Limits {
         Limits {
             max_header_bytes: 64 * 1024,
             max_headers: 100,
+            max_connections: 10_000,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             body_timeout: Duration::from_secs(60),

@@ -8,6 +8,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hyper::service::service_fn;
@@ -15,7 +16,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
@@ -57,6 +58,8 @@ impl Listeners {
     ) -> Result<Listeners, ListenError> {
         let snapshot = proxy.live.load();
         let listen = &snapshot.rules.listen;
+        // One count of client connections for both data listeners.
+        let slots = Arc::new(Slots::default());
         let http = match listen.http {
             Some(addr) => {
                 let listener = bind(addr).await?;
@@ -65,6 +68,7 @@ impl Listeners {
                     listener,
                     None,
                     proxy.clone(),
+                    slots.clone(),
                     shutdown.clone(),
                 )));
                 Some(local)
@@ -82,6 +86,7 @@ impl Listeners {
                     listener,
                     Some(acceptor),
                     proxy.clone(),
+                    slots,
                     shutdown.clone(),
                 )));
                 tasks.push(tokio::spawn(swap_certificates(
@@ -109,6 +114,13 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ListenError> {
         .map_err(|source| ListenError::Bind { addr, source })
 }
 
+/// HTTP/2 streams open at once on one connection.
+pub const H2_MAX_STREAMS: u32 = 100;
+/// HTTP/2 streams a client may reset before the gateway took them up (rapid reset).
+pub const H2_MAX_PENDING_RESETS: usize = 20;
+/// HTTP/2 streams the gateway may reset for a client's errors over a connection's life.
+pub const H2_MAX_ERROR_RESETS: usize = 200;
+
 /// The connection builder with the limits of the rules in force when the connection opened.
 fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -125,10 +137,71 @@ fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(limits.max_header_bytes as u32)
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        // Stream floods: streams past this many open at once are refused (REFUSED_STREAM).
+        .max_concurrent_streams(H2_MAX_STREAMS)
+        // Rapid reset: streams the client resets before they are served, and streams the
+        // gateway resets for the client's errors, end the connection with ENHANCE_YOUR_CALM
+        // past these counts.
+        .max_pending_accept_reset_streams(H2_MAX_PENDING_RESETS)
+        .max_local_error_reset_streams(H2_MAX_ERROR_RESETS)
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(20));
     builder
+}
+
+/// Client connections open on the data listeners, held against `[listen] max_connections`: an
+/// atomic count, and a wake-up for an accept loop waiting for a free slot.
+#[derive(Debug, Default)]
+struct Slots {
+    open: AtomicUsize,
+    freed: Notify,
+    /// An accept loop is waiting for a slot (the limit was reported once for this episode).
+    full: AtomicBool,
+}
+
+/// One open connection's slot, given back when dropped.
+struct Slot(Arc<Slots>);
+
+impl Slots {
+    /// Take a slot, waiting while the limit in force is reached; `None` on shutdown.
+    async fn take(
+        self: &Arc<Self>,
+        proxy: &Proxy,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Option<Slot> {
+        let mut waited = false;
+        loop {
+            let limit = proxy.live.load().rules.listen.limits.max_connections;
+            if self.open.fetch_add(1, Ordering::AcqRel) < limit {
+                if !waited {
+                    self.full.store(false, Ordering::Relaxed);
+                }
+                return Some(Slot(self.clone()));
+            }
+            self.open.fetch_sub(1, Ordering::AcqRel);
+            waited = true;
+            if !self.full.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    limit,
+                    "max_connections reached: new connections wait in the listen backlog"
+                );
+            }
+            tokio::select! {
+                _ = self.freed.notified() => {}
+                // A reload may raise the limit.
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = shutdown.changed() => return None,
+            }
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+        self.0.freed.notify_one();
+    }
 }
 
 /// Accept connections until shutdown, then drain.
@@ -136,10 +209,16 @@ async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     proxy: Arc<Proxy>,
+    slots: Arc<Slots>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let graceful = GracefulShutdown::new();
     loop {
+        // At `max_connections` the loop stops accepting: new connections wait in the kernel's
+        // listen backlog until one closes, and the admin listener, apart, keeps answering.
+        let Some(slot) = slots.take(&proxy, &mut shutdown).await else {
+            break;
+        };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = shutdown.changed() => break,
@@ -158,21 +237,28 @@ async fn serve(
         let limits = &snapshot.rules.listen.limits;
         let builder = builder(limits);
         let handshake_timeout = limits.header_read_timeout;
+        let first_bytes = limits.header_read_timeout.min(limits.idle_timeout);
         let conn = Connection {
             peer,
             tls: tls.is_some(),
-            ambiguous_framing: false,
+            framing_fault: None,
         };
         let proxy = proxy.clone();
         match &tls {
             None => {
                 let (io, verdict) = FramingGuard::new(stream);
                 let served = builder
-                    .serve_connection_with_upgrades(TokioIo::new(io), service(proxy, conn, verdict))
+                    .serve_connection_with_upgrades(
+                        TokioIo::new(io),
+                        service(proxy, conn, verdict.clone()),
+                    )
                     .into_owned();
                 let watched = graceful.watch(served);
                 tokio::spawn(async move {
-                    if let Err(error) = watched.await {
+                    let _slot = slot;
+                    let served = first_bytes_within(first_bytes, &verdict, watched).await;
+                    verdict.release();
+                    if let Err(error) = served {
                         tracing::debug!(%peer, "connection ended: {error}");
                     }
                 });
@@ -183,6 +269,7 @@ async fn serve(
                 let acceptor = acceptor.clone();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
+                    let _slot = slot;
                     let stream = match tokio::time::timeout(
                         handshake_timeout,
                         acceptor.accept(stream),
@@ -203,10 +290,13 @@ async fn serve(
                     let served = builder
                         .serve_connection_with_upgrades(
                             TokioIo::new(io),
-                            service(proxy, conn, verdict),
+                            service(proxy, conn, verdict.clone()),
                         )
                         .into_owned();
-                    if let Err(error) = watcher.watch(served).await {
+                    let watched = watcher.watch(served);
+                    let served = first_bytes_within(first_bytes, &verdict, watched).await;
+                    verdict.release();
+                    if let Err(error) = served {
                         tracing::debug!(%peer, "connection ended: {error}");
                     }
                 });
@@ -221,6 +311,28 @@ async fn serve(
     {
         tracing::warn!("drain deadline of {drain:?} reached; closing remaining connections");
     }
+}
+
+/// Drive `connection`, dropping it (which closes it) when the client sent nothing within
+/// `wait`: hyper-util reads the first bytes to tell HTTP/1 from HTTP/2 with no timer of its
+/// own, and hyper's header timer only runs once it has them.
+async fn first_bytes_within<F, E>(
+    wait: Duration,
+    verdict: &FramingVerdict,
+    connection: F,
+) -> Result<(), E>
+where
+    F: Future<Output = Result<(), E>>,
+{
+    let mut connection = std::pin::pin!(connection);
+    tokio::select! {
+        result = &mut connection => return result,
+        () = tokio::time::sleep(wait) => {}
+    }
+    if !verdict.has_bytes() {
+        return Ok(());
+    }
+    connection.await
 }
 
 /// The per-connection service: the framing guard is asked in request order (here, as hyper
@@ -238,7 +350,7 @@ fn service(
 > + Clone {
     service_fn(move |request: http::Request<hyper::body::Incoming>| {
         let conn = Connection {
-            ambiguous_framing: verdict.next_is_ambiguous(),
+            framing_fault: verdict.next_fault(),
             ..conn
         };
         proxy::handle(proxy.clone(), conn, request)

@@ -252,6 +252,12 @@ fn listen(cx: &mut Cx<'_>, raw: Option<&Spanned<RawListen>>, failed: bool) -> Li
             1..=10_000,
             "max_headers",
         ) as usize,
+        max_connections: cx.int(
+            l.max_connections.as_ref(),
+            d.max_connections as i64,
+            1..=1_000_000,
+            "max_connections",
+        ) as usize,
         header_read_timeout: cx.duration(l.header_read_timeout.as_ref(), d.header_read_timeout),
         idle_timeout: cx.duration(l.idle_timeout.as_ref(), d.idle_timeout),
         body_timeout: cx.duration(l.body_timeout.as_ref(), d.body_timeout),

@@ -52,7 +52,12 @@ pub struct RawListen {
     /// Most request headers, 1-10000; more get 431.
     #[schemars(with = "Option<i64>", range(min = 1, max = 10000), extend("default" = 100))]
     pub max_headers: Option<Spanned<i64>>,
-    /// A client slower than this to send its request headers is disconnected.
+    /// Most client connections open at once on the data listeners (the admin listener is not
+    /// counted), 1-1000000. At the limit new connections wait in the listen backlog until one
+    /// closes, and the kernel refuses them once the backlog is full.
+    #[schemars(with = "Option<i64>", range(min = 1, max = 1000000), extend("default" = 10000))]
+    pub max_connections: Option<Spanned<i64>>,
+    /// A client slower than this to send its request headers gets 408 and is disconnected.
     #[schemars(with = "Option<Duration>", extend("default" = "10s"))]
     pub header_read_timeout: Option<Text>,
     /// Keep-alive connections idle this long are closed.

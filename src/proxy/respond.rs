@@ -62,8 +62,11 @@ pub(super) fn error(ctx: &RequestCtx<'_>, error: &ProxyError) -> Response<Body> 
             request_id,
         })
         .map(body::full);
-    if matches!(error, ProxyError::AmbiguousFraming) {
-        // The bytes after an ambiguous head cannot be trusted to start a request.
+    if matches!(
+        error,
+        ProxyError::AmbiguousFraming | ProxyError::MalformedFraming
+    ) {
+        // The bytes after a faulty head cannot be trusted to start a request.
         response
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));

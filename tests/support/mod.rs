@@ -2,6 +2,10 @@
 //! real gateway started in-process on `127.0.0.1:0`, and a plain HTTP client.
 #![allow(dead_code)]
 
+pub mod h2wire;
+pub mod recorder;
+pub mod wire;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;

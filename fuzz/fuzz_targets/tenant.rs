@@ -1,0 +1,5 @@
+//! libFuzzer entry for `switchyard::fuzzing::tenant` (see fuzz/README.md).
+
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| switchyard::fuzzing::tenant(data));
