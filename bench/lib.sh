@@ -4,15 +4,18 @@
 log() { printf '[bench] %s\n' "$*" >&2; }
 die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
 
-# A TCP port nobody listens on: random in 20000-60999, checked with ss. Ports handed out in this
-# run are remembered so two calls never return the same one.
+# A TCP port no socket uses: random below the kernel's ephemeral range (so an outgoing
+# connection cannot take it while a backend is down and being restarted), checked with ss.
+# Ports handed out in this run are remembered so two calls never return the same one.
 _PICKED_PORTS=" "
 free_port() {
-    local p i
+    local p i low
+    low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+    [ "$low" -gt 21000 ] || low=61000
     for i in $(seq 1 200); do
-        p=$((20000 + RANDOM % 41000))
+        p=$((20000 + RANDOM % (low - 20000)))
         case "$_PICKED_PORTS" in *" $p "*) continue ;; esac
-        if [ -z "$(ss -Htln "sport = :$p" 2>/dev/null)" ]; then
+        if [ -z "$(ss -Htan "( sport = :$p )" 2>/dev/null)" ]; then
             _PICKED_PORTS="$_PICKED_PORTS$p "
             echo "$p"
             return 0
