@@ -227,6 +227,7 @@ fn plan(request: &RolloutRequest, rules: &RuleSet) -> Result<Plan, ApiError> {
         exclude_remove: request.exclude_remove.clone(),
         percent: request.percent,
         state: request.state,
+        ..RouteChange::default()
     };
     // One tenant to one side: listed and not excluded, or excluded and not listed, so the
     // tenant lands on that side whatever the bucket or a cohort says.
