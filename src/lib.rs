@@ -23,6 +23,7 @@ pub mod error;
 pub mod fleet;
 pub mod framing;
 pub mod gateway;
+pub mod guard;
 pub mod head;
 pub mod live;
 pub mod proxy;

@@ -115,7 +115,15 @@ impl Fixture {
                 traffic.record("cards", side, Some(tenant));
             }
         }
-        let state = AdminState::new(live, Some(store), traffic, metrics, clock, fleet);
+        let guard = crate::guard::Guard::new(
+            live.clone(),
+            metrics.clone(),
+            Some(store.clone()),
+            clock.clone(),
+            crate::guard::Lead::Single,
+            "r1".into(),
+        );
+        let state = AdminState::new(live, Some(store), traffic, metrics, clock, fleet, guard);
         let router = router(state.clone());
         Fixture { dir, state, router }
     }
