@@ -37,6 +37,7 @@ mod contract_tests;
 mod dashboard;
 mod error;
 mod fleet;
+mod guard;
 
 use fleet::Write;
 mod rollout;
@@ -146,6 +147,8 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/admin/rollout", post(rollout::rollout))
         .route("/admin/reload", post(api::reload))
         .route("/admin/rollback", post(api::rollback))
+        .route("/admin/guard/rearm", post(guard::rearm))
+        .route("/admin/schedule", post(guard::schedule))
         .route("/admin/fleet", get(fleet::fleet))
         .route("/admin/config", get(fleet::pull).post(fleet::push))
         .route("/admin/shadow/report", get(shadow::report))

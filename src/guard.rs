@@ -34,7 +34,7 @@ use crate::rules::Route;
 use crate::store::Store;
 use crate::telemetry::Metrics;
 
-pub use drive::{GuardError, apply_change};
+pub use drive::{Applied, AuditNote, GUARD_AUTHOR, GuardError, apply_change};
 pub use judge::{Move, Reading, Ring};
 pub use lead::Lead;
 
