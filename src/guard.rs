@@ -163,10 +163,17 @@ fn route_status(route: &Route, watch: Option<&Watch>, driving: bool) -> GuardSta
     };
     let pct = |bp: u32| f64::from(bp) / 100.0;
     let schedule = route.schedule.as_ref().map(|s| {
-        let (next_step_at_ms, hold) = match watch.and_then(|w| w.last_move.as_ref()) {
-            Some(Move::Wait { due_ms, .. }) => (Some(*due_ms), None),
-            Some(Move::Hold(why)) => (None, Some(why.clone())),
-            _ => (None, None),
+        // The rules' own holds show at once, on every replica; the bake's due time and the
+        // verdict's hold are the driver's.
+        let (next_step_at_ms, hold) = match (
+            judge::held(route, s),
+            watch.and_then(|w| w.last_move.as_ref()),
+        ) {
+            _ if s.next_step(route.percent_bp).is_none() => (None, None),
+            (Some(why), _) => (None, Some(why)),
+            (None, Some(Move::Wait { due_ms, .. })) => (Some(*due_ms), None),
+            (None, Some(Move::Hold(why))) => (None, Some(why.clone())),
+            (None, _) => (None, None),
         };
         ScheduleStatus {
             steps: s.steps_bp.iter().map(|bp| pct(*bp)).collect(),

@@ -271,6 +271,13 @@ impl Guard {
         self.remember(&route.name, |w| w.last_move = Some(step.clone()));
         if let Move::Advance(to_bp) = step {
             self.advance(route, to_bp).await?;
+            // The new step's bake starts now, not when the next tick notices the new percent.
+            self.remember(&route.name, |w| {
+                w.since_ms = now_ms;
+                if let Some(seen) = &mut w.seen {
+                    seen.percent_bp = to_bp;
+                }
+            });
         }
         Ok(())
     }

@@ -142,6 +142,20 @@ pub enum Move {
     Done,
 }
 
+/// Why the rules themselves hold `route`'s schedule (paused, tripped, not in rollout).
+pub fn held(route: &Route, schedule: &Schedule) -> Option<String> {
+    if schedule.paused {
+        return Some("paused".into());
+    }
+    if route.guard.as_ref().is_some_and(|g| g.tripped) {
+        return Some("the guard tripped; `switchyard guard rearm` re-arms it".into());
+    }
+    if route.state != RouteState::Rollout {
+        return Some(format!("route state is {}", route.state));
+    }
+    None
+}
+
 /// The schedule's move for `route` at `now_ms`, its current step reached at `since_ms`.
 /// `verdict` is the route's parity verdict, read only when a step is due (`None`: not read,
 /// or no store).
@@ -155,14 +169,8 @@ pub fn next_move(
     let Some(to_bp) = schedule.next_step(route.percent_bp) else {
         return Move::Done;
     };
-    if schedule.paused {
-        return Move::Hold("paused".into());
-    }
-    if route.guard.as_ref().is_some_and(|g| g.tripped) {
-        return Move::Hold("the guard tripped; `switchyard guard rearm` re-arms it".into());
-    }
-    if route.state != RouteState::Rollout {
-        return Move::Hold(format!("route state is {}", route.state));
+    if let Some(why) = held(route, schedule) {
+        return Move::Hold(why);
     }
     let bake_ms = i64::try_from(schedule.bake.as_millis()).unwrap_or(i64::MAX);
     let due_ms = since_ms.saturating_add(bake_ms);
