@@ -151,3 +151,111 @@ async fn a_clean_new_side_walks_the_whole_schedule_to_100() {
     assert_eq!((schedule.step, schedule.next_percent), (5, None));
     gw.shutdown().await;
 }
+
+#[path = "admin/helpers.rs"]
+mod helpers;
+
+use serde_json::{Value, json};
+
+/// An upstream answering `{"price": price}` to every request.
+async fn priced(price: u32) -> Upstream {
+    Upstream::start(move |_req| async move {
+        let mut answer = http::Response::new(switchyard::body::full(
+            json!({ "price": price }).to_string(),
+        ));
+        answer.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        answer
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_gate_refuses_a_cutover_while_not_ready_and_operators_steer_the_schedule() {
+    let legacy = priced(10).await;
+    let new = priced(11).await;
+    let tail = format!("shadow = {{ percent = 100, self_check_percent = 100 }}\n{SCHEDULE}");
+    let text = helpers::admin_config(&legacy.url(), &new.url(), "", &tail);
+    let tokens = helpers::tokens_file();
+    let gw = TestGateway::start_with(&text, &[("tokens.toml", tokens.as_bytes())], false).await;
+    let call = |method: &'static str, path: &'static str, body: Value| {
+        let gw = &gw;
+        async move { helpers::admin(gw, method, path, Some(helpers::WRITE), body).await }
+    };
+    for _ in 0..60 {
+        get(&gw.url("/api/cards/1"), &[("x-tenant-id", "acme")]).await;
+    }
+    let ready = eventually(Duration::from_secs(10), || async {
+        let r = call("GET", "/admin/shadow/report?route=cards", Value::Null).await;
+        r.json()["routes"][0]["verdict"] == "not_ready"
+    })
+    .await;
+    assert!(ready, "the shadow report never said not_ready");
+
+    // The promotion gate.
+    let cut = json!({"route": "cards", "state": "new"});
+    let refused = call("POST", "/admin/rollout", cut.clone()).await;
+    assert_eq!(refused.status, 409, "{:?}", refused.json());
+    assert_eq!(refused.json()["kind"], "not_ready");
+    assert_eq!(route(&gw).0, RouteState::Rollout);
+    let forced = call(
+        "POST",
+        "/admin/rollout",
+        json!({"route": "cards", "state": "new", "force": true, "reason": "deadline"}),
+    )
+    .await;
+    assert_eq!(forced.status, 200, "{:?}", forced.json());
+    assert_eq!(route(&gw).0, RouteState::New);
+    let audit = call("GET", "/admin/audit?action=rollout", Value::Null).await;
+    let entry = &audit.json()["entries"][0];
+    assert_eq!(entry["after"]["forced"], true, "{entry:#}");
+    assert!(entry["reason"].as_str().unwrap().contains("forced"));
+
+    // Pause, resume, abort and re-arm, each persisted and audited.
+    let back = json!({"route": "cards", "state": "rollout"});
+    assert_eq!(call("POST", "/admin/rollout", back).await.status, 200);
+    let pause = call(
+        "POST",
+        "/admin/schedule",
+        json!({"route": "cards", "action": "pause"}),
+    )
+    .await;
+    assert_eq!(pause.status, 200, "{:?}", pause.json());
+    assert_eq!(pause.json()["action"], "schedule_pause");
+    assert!(
+        std::fs::read_to_string(&gw.config)
+            .unwrap()
+            .contains("paused = true")
+    );
+    let status = call("GET", "/admin/status", Value::Null).await.json();
+    assert_eq!(status["guards"][0]["state"], "paused", "{status:#}");
+    assert_eq!(status["guards"][0]["schedule"]["hold"], "paused");
+    let resume = call(
+        "POST",
+        "/admin/schedule",
+        json!({"route": "cards", "action": "resume"}),
+    )
+    .await;
+    assert_eq!(resume.status, 200);
+    assert!(
+        !std::fs::read_to_string(&gw.config)
+            .unwrap()
+            .contains("paused = true")
+    );
+    let abort = call(
+        "POST",
+        "/admin/schedule",
+        json!({"route": "cards", "action": "abort"}),
+    )
+    .await;
+    assert_eq!(abort.status, 200);
+    assert_eq!(route(&gw), (RouteState::Legacy, 0, false));
+    let rearm = call("POST", "/admin/guard/rearm", json!({"route": "cards"})).await;
+    assert_eq!(rearm.status, 200);
+    assert_eq!(rearm.json()["changed"], false);
+    let none = call("POST", "/admin/guard/rearm", json!({"route": "nope"})).await;
+    assert_eq!(none.status, 404);
+    gw.shutdown().await;
+}
