@@ -143,3 +143,71 @@ pub(super) fn schedule(
     };
     (has_new && !schedule.steps_bp.is_empty()).then_some(schedule)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::path::Path;
+
+    const BASE: &str = "[listen]\nhttp = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[upstreams.legacy]\norigins = [\"http://127.0.0.1:1\"]\n[upstreams.new]\norigins = [\"http://127.0.0.1:2\"]\n[[routes]]\nname = \"cards\"\npath = \"/cards\"\n";
+
+    fn errors(route: &str) -> String {
+        match crate::config::load_str(&format!("{BASE}{route}"), Path::new("gw.toml")) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn guards_and_schedules_compile_with_their_defaults() {
+        let text = format!(
+            "{BASE}new = \"new\"\nguard = {{ max_error_rate = 0.01 }}\nrollout = {{ steps = [1, 5, 25, 50, 100] }}\n"
+        );
+        let rules = crate::config::load_str(&text, Path::new("gw.toml")).unwrap();
+        let route = &rules.routes[0];
+        let guard = route.guard.as_ref().unwrap();
+        assert_eq!(guard.window, super::DEFAULT_WINDOW);
+        assert_eq!(guard.min_samples, 200);
+        assert_eq!(guard.action, crate::rules::GuardAction::Legacy);
+        assert!(!guard.tripped);
+        let schedule = route.schedule.as_ref().unwrap();
+        assert_eq!(schedule.steps_bp, [100, 500, 2500, 5000, 10_000]);
+        assert_eq!(schedule.bake, super::DEFAULT_BAKE);
+    }
+
+    #[test]
+    fn mistakes_are_errors_at_their_position() {
+        let e = errors("guard = { max_error_rate = 0.01 }\n");
+        assert!(
+            e.contains("gw.toml:12:9: `guard` needs a route with a `new` upstream"),
+            "{e}"
+        );
+        let e = errors("new = \"new\"\nguard = { window = \"1m\" }\n");
+        assert!(e.contains("needs at least one of max_error_rate"), "{e}");
+        let e = errors("new = \"new\"\nguard = { max_error_rate = 5 }\n");
+        assert!(
+            e.contains("max_error_rate is a fraction from 0 to 1"),
+            "{e}"
+        );
+        let e = errors("new = \"new\"\nguard = { max_latency_ratio = 0.5 }\n");
+        assert!(e.contains("max_latency_ratio must be at least 1"), "{e}");
+        let e = errors("new = \"new\"\nguard = { max_mismatch_rate = 0.1 }\n");
+        assert!(
+            e.contains("`max_mismatch_rate` needs the route's `shadow` table"),
+            "{e}"
+        );
+        let e = errors("new = \"new\"\nguard = { max_error_rate = 0.1, action = \"panic\" }\n");
+        assert!(
+            e.contains("guard `action` must be \"legacy\" or \"pause\""),
+            "{e}"
+        );
+        let e = errors("new = \"new\"\nrollout = { steps = [5, 1] }\n");
+        assert!(e.contains("strictly increasing"), "{e}");
+        let e = errors("new = \"new\"\nrollout = { steps = [0, 5] }\n");
+        assert!(e.contains("a rollout step must be above 0"), "{e}");
+        let e = errors("new = \"new\"\nrollout = { bake = \"1h\" }\n");
+        assert!(e.contains("`rollout` needs `steps`"), "{e}");
+        let e = errors("new = \"new\"\nrollout = { steps = [1], pace = \"1h\" }\n");
+        assert!(e.contains("pace"), "{e}");
+    }
+}
