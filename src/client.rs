@@ -151,7 +151,8 @@ pub struct AuditArgs {
     /// Only changes made with this token (its name).
     #[arg(long)]
     pub by: Option<String>,
-    /// Only this action: rollout, reload, rollback.
+    /// Only this action: rollout, reload, rollback, guard_trip, guard_rearm, schedule_step,
+    /// schedule_pause, schedule_resume, schedule_abort.
     #[arg(long)]
     pub action: Option<String>,
     /// Only since: a duration back (15m, 2h), RFC 3339, or epoch milliseconds.

@@ -193,6 +193,8 @@ async fn the_gate_refuses_a_cutover_while_not_ready_and_operators_steer_the_sche
     })
     .await;
     assert!(ready, "the shadow report never said not_ready");
+    let report = call("GET", "/admin/shadow/report?route=cards", Value::Null).await;
+    assert_eq!(report.json()["routes"][0]["guard"]["state"], "armed");
 
     // The promotion gate.
     let cut = json!({"route": "cards", "state": "new"});

@@ -221,6 +221,7 @@ pub async fn report(
     for route in &report.routes {
         suggestions.push(suggest(store, &route.scope.top_paths).await?);
     }
+    let guards = state.guard.status(&snapshot);
     let mut doc = serde_json::to_value(&report).map_err(|e| ApiError::Internal(e.to_string()))?;
     let routes = doc["routes"].as_array_mut().map(|v| v.iter_mut());
     for ((route_doc, route), suggested) in routes
@@ -249,6 +250,8 @@ pub async fn report(
             json!(merged)
         };
         route_doc["suggested_ignore"] = json!(suggested);
+        // A trip or a held schedule next to the figures that explain it.
+        route_doc["guard"] = json!(guards.iter().find(|g| g.route == route.route));
     }
     doc["generation"] = json!(snapshot.generation);
     doc["generated_at_ms"] = json!(state.clock.now_ms());
