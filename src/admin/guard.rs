@@ -147,10 +147,14 @@ fn api_error(error: GuardError) -> ApiError {
     match error {
         GuardError::Edit(e) => e.into(),
         GuardError::Reload(e) => e.into(),
-        GuardError::Audit(message) => ApiError::AuditFailed {
-            generation: None,
+        GuardError::Audit {
+            generation,
+            message,
+        } => ApiError::AuditFailed {
+            generation: Some(generation),
             message,
         },
+        GuardError::Report(message) => ApiError::Internal(message),
     }
 }
 

@@ -23,8 +23,13 @@ pub enum GuardError {
     Edit(#[from] EditError),
     #[error("{0}")]
     Reload(#[from] ReloadError),
-    #[error("the audit entry could not be stored: {0}")]
-    Audit(String),
+    #[error("the shadow report could not be read: {0}")]
+    Report(String),
+    /// The change is in force (`generation`) but its audit entry went to the log only.
+    #[error(
+        "generation {generation} is in force but its audit entry could not be stored: {message}"
+    )]
+    Audit { generation: u64, message: String },
 }
 
 /// A route change applied and audited.
@@ -106,7 +111,10 @@ pub async fn apply_change(
             Err(error) => {
                 let record = serde_json::to_string(&entry).unwrap_or_default();
                 tracing::error!("audit entry could not be stored ({error}): {record}");
-                return Err(GuardError::Audit(error.to_string()));
+                return Err(GuardError::Audit {
+                    generation: outcome.generation(),
+                    message: error.to_string(),
+                });
             }
         },
         None => {
@@ -262,7 +270,7 @@ impl Guard {
             let verdict = match &self.store {
                 Some(store) => crate::admin::route_figures(store, snapshot, &route.name, None)
                     .await
-                    .map_err(|e| GuardError::Audit(e.to_string()))?
+                    .map_err(|e| GuardError::Report(e.to_string()))?
                     .map(|s| s.verdict),
                 None => None,
             };
@@ -314,17 +322,23 @@ impl Guard {
             replica: &self.replica,
         };
         let applied =
-            apply_change(&self.live, self.store.as_ref(), &route.name, change, note).await?;
-        if applied.changed {
+            apply_change(&self.live, self.store.as_ref(), &route.name, change, note).await;
+        // A trip whose audit entry failed is in force all the same: it is counted.
+        let in_force = match &applied {
+            Ok(applied) => applied.changed.then_some(applied.generation),
+            Err(GuardError::Audit { generation, .. }) => Some(*generation),
+            Err(_) => None,
+        };
+        if let Some(generation) = in_force {
             self.metrics
                 .guard_tripped
                 .get_or_create(&RouteLabel {
                     route: route.name.clone(),
                 })
                 .inc();
-            tracing::warn!(route = %route.name, generation = applied.generation, "guard tripped: {summary}");
+            tracing::warn!(route = %route.name, generation, "guard tripped: {summary}");
         }
-        Ok(())
+        applied.map(|_| ())
     }
 
     async fn advance(&self, route: &Route, to_bp: u32) -> Result<(), GuardError> {
