@@ -37,6 +37,7 @@ mod contract_tests;
 mod dashboard;
 mod error;
 mod fleet;
+mod guard;
 
 use fleet::Write;
 mod rollout;
@@ -59,6 +60,7 @@ use tokio::sync::watch;
 
 use crate::clock::Clock;
 use crate::fleet::Fleet;
+use crate::guard::Guard;
 use crate::live::Live;
 use crate::store::{AuditEntry, Store};
 use crate::telemetry::Metrics;
@@ -67,7 +69,7 @@ use crate::traffic::Traffic;
 pub use auth::{Caller, Role};
 pub use error::ApiError;
 pub use sample::{Row, curl_line, side_by_side};
-pub use shadow::{DEFAULT_TARGET_PARITY, MIN_SAMPLES, policy};
+pub use shadow::{DEFAULT_TARGET_PARITY, MIN_SAMPLES, policy, route_figures};
 
 /// What the admin API works with: the live rules, the store, recent traffic, metrics.
 pub struct AdminState {
@@ -79,6 +81,8 @@ pub struct AdminState {
     pub clock: Clock,
     /// This replica in the fleet (its identity; the shared document's state).
     pub fleet: Arc<Fleet>,
+    /// Guards and schedules: their state for `status`.
+    pub guard: Arc<Guard>,
     /// Serialises admin writes: each edit is computed from the generation in force.
     writes: tokio::sync::Mutex<()>,
 }
@@ -94,6 +98,7 @@ impl AdminState {
         metrics: Arc<Metrics>,
         clock: Clock,
         fleet: Arc<Fleet>,
+        guard: Arc<Guard>,
     ) -> Arc<AdminState> {
         Arc::new(AdminState {
             live,
@@ -102,6 +107,7 @@ impl AdminState {
             metrics,
             clock,
             fleet,
+            guard,
             writes: tokio::sync::Mutex::new(()),
         })
     }
@@ -141,6 +147,8 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/admin/rollout", post(rollout::rollout))
         .route("/admin/reload", post(api::reload))
         .route("/admin/rollback", post(api::rollback))
+        .route("/admin/guard/rearm", post(guard::rearm))
+        .route("/admin/schedule", post(guard::schedule))
         .route("/admin/fleet", get(fleet::fleet))
         .route("/admin/config", get(fleet::pull).post(fleet::push))
         .route("/admin/shadow/report", get(shadow::report))

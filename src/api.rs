@@ -10,8 +10,7 @@
 //! by the enum's serde attributes. A key sent as `null` is a plain `Option`; only keys that are
 //! left out of the JSON are `skip_serializing_if`. `serde_json::Value` remains where a document
 //! is free-form by nature: the `before`/`after` of an audit entry (each action records its own
-//! shape: [`ChangedRules`], [`GenerationAudit`], [`ReloadAudit`]) and the planned guard states
-//! of `status`.
+//! shape: [`ChangedRules`], [`GenerationAudit`], [`ReloadAudit`], [`GuardAudit`]).
 //!
 //! Answers do not deny unknown fields, so a client reads a newer gateway; a field added later
 //! should be `#[serde(default)]` so that a newer client reads an older gateway too.
@@ -25,6 +24,8 @@
 //! | `GET /admin/history` | — | [`HistoryResponse`] |
 //! | `POST /admin/rollback` | [`RollbackRequest`] | [`RollbackResponse`] |
 //! | `GET /admin/audit` | [`AuditQuery`] | [`AuditResponse`] |
+//! | `POST /admin/guard/rearm` | [`RearmRequest`] | [`GuardChangeResponse`] |
+//! | `POST /admin/schedule` | [`ScheduleRequest`] | [`GuardChangeResponse`] |
 //! | any failure | — | [`ErrorBody`] |
 //!
 //! The shadow-diff calls (`/admin/shadow/*`) are not described here.
@@ -33,6 +34,7 @@ mod audit;
 mod error;
 mod fleet;
 mod generations;
+mod guard;
 mod rollout;
 mod status;
 
@@ -43,6 +45,10 @@ pub use fleet::{
 };
 pub use generations::{
     HistoryResponse, ReloadRequest, ReloadResponse, RollbackRequest, RollbackResponse,
+};
+pub use guard::{
+    Breach, Evidence, GuardAudit, GuardChangeResponse, GuardState, GuardStatus, RearmRequest,
+    ScheduleAction, ScheduleRequest, ScheduleStatus,
 };
 pub use rollout::{
     Basis, ChangedRules, Moves, RolloutQuery, RolloutRequest, RolloutResponse, RolloutResult,

@@ -106,6 +106,11 @@ pub enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// Automatic guards: `guard rearm ROUTE` re-arms a tripped one.
+    Guard {
+        #[command(subcommand)]
+        command: GuardCommand,
+    },
     /// Re-read the config file of a running gateway now.
     Reload {
         /// Why: kept in the audit log.
@@ -140,6 +145,21 @@ pub enum Command {
     Report {
         #[command(flatten)]
         report: ReportArgs,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+}
+
+/// `switchyard guard …`
+#[derive(Debug, Subcommand)]
+pub enum GuardCommand {
+    /// Re-arm ROUTE's tripped guard (a guard that sent the route to legacy puts it back in
+    /// rollout at its percent).
+    Rearm {
+        route: String,
+        /// Why: kept in the audit log.
+        #[arg(long)]
+        reason: Option<String>,
         #[command(flatten)]
         admin: AdminArgs,
     },
@@ -194,6 +214,14 @@ pub fn main() -> ExitCode {
         Command::OverrideToken { config, side, ttl } => override_token(&config, side, &ttl),
         Command::Status { admin } => client::main(&admin, Call::Status),
         Command::Rollout { rollout, admin } => client::main(&admin, Call::Rollout(rollout)),
+        Command::Guard {
+            command:
+                GuardCommand::Rearm {
+                    route,
+                    reason,
+                    admin,
+                },
+        } => client::main(&admin, Call::Rearm { route, reason }),
         Command::Reload { reason, admin } => client::main(&admin, Call::Reload { reason }),
         Command::History { admin } => client::main(&admin, Call::History),
         Command::Rollback {

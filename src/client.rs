@@ -35,7 +35,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::api::{
-    AuditQuery, ErrorBody, ReloadRequest, RollbackRequest, RolloutRequest, RoutesResponse,
+    AuditQuery, ErrorBody, RearmRequest, ReloadRequest, RollbackRequest, RolloutRequest,
+    RoutesResponse, ScheduleAction, ScheduleRequest,
 };
 use crate::rules::{RouteState, Side};
 
@@ -84,6 +85,19 @@ pub struct RolloutArgs {
     /// Show which tenants and what share of the last hour's traffic would move; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// With --state new: cut over even while the shadow verdict is not_ready (audited as
+    /// forced).
+    #[arg(long)]
+    pub force: bool,
+    /// Stop the route's rollout schedule from advancing.
+    #[arg(long, group = "schedule")]
+    pub pause: bool,
+    /// Let the route's schedule advance again (after --abort: from its first step).
+    #[arg(long, group = "schedule")]
+    pub resume: bool,
+    /// Every request of the route to legacy now, the schedule back to its start and paused.
+    #[arg(long, group = "schedule")]
+    pub abort: bool,
     /// Why: kept in the audit log.
     #[arg(long)]
     pub reason: Option<String>,
@@ -104,8 +118,27 @@ impl RolloutArgs {
             },
             exclude_add: self.exclude.clone(),
             reason: self.reason.clone(),
+            force: self.force,
             ..RolloutRequest::default()
         }
+    }
+
+    /// `--pause`, `--resume` or `--abort`: a call to `POST /admin/schedule` instead.
+    pub fn schedule(&self) -> Option<ScheduleRequest> {
+        let action = if self.pause {
+            ScheduleAction::Pause
+        } else if self.resume {
+            ScheduleAction::Resume
+        } else if self.abort {
+            ScheduleAction::Abort
+        } else {
+            return None;
+        };
+        Some(ScheduleRequest {
+            route: self.route.clone(),
+            action,
+            reason: self.reason.clone(),
+        })
     }
 }
 
@@ -118,7 +151,8 @@ pub struct AuditArgs {
     /// Only changes made with this token (its name).
     #[arg(long)]
     pub by: Option<String>,
-    /// Only this action: rollout, reload, rollback.
+    /// Only this action: rollout, reload, rollback, guard_trip, guard_rearm, schedule_step,
+    /// schedule_pause, schedule_resume, schedule_abort.
     #[arg(long)]
     pub action: Option<String>,
     /// Only since: a duration back (15m, 2h), RFC 3339, or epoch milliseconds.
@@ -157,6 +191,11 @@ pub enum Call {
         reason: Option<String>,
     },
     Audit(AuditArgs),
+    /// Re-arm a tripped guard.
+    Rearm {
+        route: String,
+        reason: Option<String>,
+    },
     /// The shadow report, or one stored sample (`--sample`).
     Report(ReportArgs),
 }
@@ -166,7 +205,9 @@ impl Call {
     fn name(&self) -> &'static str {
         match self {
             Call::Status => "/admin/status",
+            Call::Rollout(args) if args.schedule().is_some() => "/admin/schedule",
             Call::Rollout(_) => "/admin/rollout",
+            Call::Rearm { .. } => "/admin/guard/rearm",
             Call::Reload { .. } => "/admin/reload",
             Call::History => "/admin/history",
             Call::Rollback { .. } => "/admin/rollback",
@@ -246,6 +287,16 @@ impl AdminClient {
     pub async fn call(&self, call: &Call) -> Result<Value, ClientError> {
         match call {
             Call::Status => self.get("/admin/status").await,
+            Call::Rollout(args) if let Some(body) = args.schedule() => {
+                self.post("/admin/schedule", &body).await
+            }
+            Call::Rearm { route, reason } => {
+                let body = RearmRequest {
+                    route: route.clone(),
+                    reason: reason.clone(),
+                };
+                self.post("/admin/guard/rearm", &body).await
+            }
             Call::Rollout(args) => {
                 let path = if args.dry_run {
                     "/admin/rollout?dry_run=true"
@@ -301,6 +352,10 @@ impl AdminClient {
         Ok(match call {
             // `status` shows the routes too: one look at the whole migration.
             Call::Status => format::status(&self.read(call).await?, &self.routes().await?),
+            Call::Rollout(args) if args.schedule().is_some() => {
+                format::guard_change(&self.read(call).await?)
+            }
+            Call::Rearm { .. } => format::guard_change(&self.read(call).await?),
             Call::Rollout(_) => format::rollout(&self.read(call).await?),
             Call::Reload { .. } | Call::Rollback { .. } => format::reload(&self.read(call).await?),
             Call::History => format::history(&self.read(call).await?),

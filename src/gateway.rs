@@ -17,6 +17,7 @@ use crate::admin::{self, AdminState};
 use crate::clock::Clock;
 use crate::config::source::Source;
 use crate::fleet::Fleet;
+use crate::guard::{Guard, Lead};
 use crate::live::{self, FirstLoad, Live, ReloadError, ReloadOutcome, Trigger};
 use crate::proxy::Proxy;
 use crate::server::{self, Listeners};
@@ -65,6 +66,8 @@ pub struct Gateway {
     pub store: Option<Store>,
     /// This replica in the fleet.
     pub fleet: Arc<Fleet>,
+    /// Guards and schedules (tests tick it directly).
+    pub guard: Arc<Guard>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -147,6 +150,15 @@ impl Gateway {
         let listeners = Listeners::start(&proxy, &shutdown_rx, &mut tasks).await?;
         let admin_listener = server::bind(rules.admin.listen).await?;
         let admin_addr = admin_listener.local_addr().unwrap_or(rules.admin.listen);
+        let guard = Guard::new(
+            live.clone(),
+            metrics.clone(),
+            store.clone(),
+            clock.clone(),
+            Lead::for_source(live.source()),
+            fleet.replica().to_owned(),
+        );
+        tasks.push(guard.spawn(shutdown_rx.clone()));
         let admin_state = AdminState::new(
             live.clone(),
             store.clone(),
@@ -154,6 +166,7 @@ impl Gateway {
             metrics.clone(),
             clock,
             fleet.clone(),
+            guard.clone(),
         );
         tasks.push(tokio::spawn(admin::serve(
             admin_listener,
@@ -183,6 +196,7 @@ impl Gateway {
             proxy,
             store,
             fleet,
+            guard,
             shutdown,
             tasks,
         })

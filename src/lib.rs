@@ -25,6 +25,7 @@ pub mod framing;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gateway;
+pub mod guard;
 pub mod head;
 pub mod live;
 pub mod proxy;

@@ -26,6 +26,7 @@ use crate::compare::CompareRules;
 
 mod bucket;
 mod decide;
+mod guard;
 pub(crate) mod jwt;
 pub(crate) mod matcher;
 pub mod override_token;
@@ -33,6 +34,7 @@ pub(crate) mod tenant;
 
 pub use bucket::bucket;
 pub use decide::explain;
+pub use guard::{GuardAction, GuardPolicy, Schedule};
 pub use matcher::HostPattern;
 pub use tenant::valid_tenant_id;
 
@@ -482,6 +484,10 @@ pub struct Route {
     /// Each table matches a tenant whose directory attributes include all of its pairs.
     pub cohorts: Vec<BTreeMap<String, String>>,
     pub sticky: StickyKey,
+    /// The automatic guard (`guard` table).
+    pub guard: Option<GuardPolicy>,
+    /// The progressive schedule (`rollout` table).
+    pub schedule: Option<Schedule>,
 }
 
 impl fmt::Debug for Route {

@@ -40,7 +40,7 @@ pub async fn status(State(state): State<Arc<AdminState>>) -> Json<StatusResponse
         routes: snapshot.rules.routes.len(),
         last_reload_error: state.live.last_error(),
         upstreams: snapshot.pools.health(),
-        guards: Vec::new(),
+        guards: state.guard.status(&snapshot),
         audit_store: if state.store.is_some() {
             AuditStore::Ok
         } else {

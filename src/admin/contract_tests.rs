@@ -20,8 +20,9 @@ use tower::ServiceExt;
 use super::{AdminState, router};
 use crate::api::{
     AuditResponse, ChangedRules, ConfigText, ErrorBody, ErrorKind, FleetAnswer, GenerationAudit,
-    HistoryResponse, PushResponse, ReloadAudit, ReloadResponse, RollbackResponse, RolloutRequest,
-    RolloutResponse, RolloutResult, RoutesResponse, StatusResponse, TextFrom,
+    GuardChangeResponse, GuardState, HistoryResponse, PushResponse, ReloadAudit, ReloadResponse,
+    RollbackResponse, RolloutRequest, RolloutResponse, RolloutResult, RoutesResponse,
+    StatusResponse, TextFrom,
 };
 use crate::clock::Clock;
 use crate::config::source::Source;
@@ -115,7 +116,15 @@ impl Fixture {
                 traffic.record("cards", side, Some(tenant));
             }
         }
-        let state = AdminState::new(live, Some(store), traffic, metrics, clock, fleet);
+        let guard = crate::guard::Guard::new(
+            live.clone(),
+            metrics.clone(),
+            Some(store.clone()),
+            clock.clone(),
+            crate::guard::Lead::Single,
+            "r1".into(),
+        );
+        let state = AdminState::new(live, Some(store), traffic, metrics, clock, fleet, guard);
         let router = router(state.clone());
         Fixture { dir, state, router }
     }
@@ -590,4 +599,82 @@ async fn fleet_and_config_calls_read_as_their_types() {
     let (status, json) = f.call("GET", "/admin/config?revision=1", READ, None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let _: ErrorBody = round_trip(&json);
+}
+
+#[tokio::test]
+async fn guards_read_as_guard_status_and_their_calls_as_guard_change_response() {
+    let f = Fixture::new().await;
+    f.edit_config(
+        "shadow = { percent = 50 }",
+        "shadow = { percent = 50 }\nguard = { max_error_rate = 0.01, tripped = true }\nrollout = { steps = [12.5, 50, 100], bake = \"1h\" }",
+    );
+    let (code, json) = f.call("POST", "/admin/reload", WRITE, None).await;
+    assert_eq!(code, StatusCode::OK, "{json}");
+    let (_, json) = f.call("GET", "/admin/status", READ, None).await;
+    let guard = &json["guards"][0];
+    assert_keys(
+        guard,
+        &[
+            "route", "state", "action", "evidence", "schedule", "driving",
+        ],
+    );
+    assert_keys(
+        &guard["schedule"],
+        &[
+            "steps",
+            "step",
+            "percent",
+            "next_percent",
+            "next_step_at_ms",
+            "hold",
+            "paused",
+        ],
+    );
+    let status: StatusResponse = f.read("GET", "/admin/status", None).await;
+    assert_eq!(status.guards[0].state, GuardState::Tripped);
+
+    let body = serde_json::json!({"route": "cards", "reason": "fixed"});
+    let (_, json) = f
+        .call("POST", "/admin/guard/rearm", WRITE, Some(body.clone()))
+        .await;
+    assert_keys(
+        &json,
+        &[
+            "route",
+            "action",
+            "changed",
+            "generation",
+            "before",
+            "after",
+            "audit_id",
+        ],
+    );
+    let again: GuardChangeResponse = f.read("POST", "/admin/guard/rearm", Some(body)).await;
+    assert!(!again.changed);
+    let body = serde_json::json!({"route": "cards", "action": "pause"});
+    let paused: GuardChangeResponse = f.read("POST", "/admin/schedule", Some(body)).await;
+    assert_eq!(
+        (paused.action.as_str(), paused.changed),
+        ("schedule_pause", true)
+    );
+    let (code, json) = f
+        .call(
+            "POST",
+            "/admin/schedule",
+            READ,
+            Some(serde_json::json!({"route": "cards", "action": "resume"})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "{json}");
+    let (code, json) = f
+        .call(
+            "POST",
+            "/admin/schedule",
+            WRITE,
+            Some(serde_json::json!({"route": "files", "action": "resume"})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{json}");
+    let error: ErrorBody = round_trip(&json);
+    assert_eq!(error.kind, ErrorKind::BadRequest);
 }

@@ -62,6 +62,11 @@ pub enum ApiError {
         generation: Option<u64>,
         message: String,
     },
+    /// The promotion gate: `state = "new"` while the route's shadow verdict is `not_ready`.
+    #[error(
+        "route {route} is not ready to cut over: the shadow verdict is not_ready ({reason}); nothing changed (force it with --force, which the audit log records)"
+    )]
+    NotReady { route: String, reason: String },
     #[error("{0}")]
     Internal(String),
 }
@@ -76,7 +81,9 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Conflict | ApiError::Moved { .. } => StatusCode::CONFLICT,
+            ApiError::Conflict | ApiError::Moved { .. } | ApiError::NotReady { .. } => {
+                StatusCode::CONFLICT
+            }
             ApiError::StoreUnavailable
             | ApiError::ShadowStoreUnavailable
             | ApiError::SourceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -96,6 +103,7 @@ impl ApiError {
             ApiError::NotFound(_) => ErrorKind::NotFound,
             ApiError::Invalid(_) => ErrorKind::InvalidConfig,
             ApiError::Conflict | ApiError::Moved { .. } => ErrorKind::Conflict,
+            ApiError::NotReady { .. } => ErrorKind::NotReady,
             ApiError::SourceUnavailable(_) => ErrorKind::SourceUnavailable,
             ApiError::StoreUnavailable | ApiError::ShadowStoreUnavailable => {
                 ErrorKind::StoreUnavailable

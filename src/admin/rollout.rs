@@ -75,6 +75,18 @@ pub async fn rollout(
     let live = &state.live;
     let before = live.load();
     let plan = plan(&request, &before.rules)?;
+    let forced = match &plan.change {
+        Change::Route { route, change }
+            if change.state == Some(RouteState::New)
+                && before
+                    .rules
+                    .route(route)
+                    .is_some_and(|r| r.state != RouteState::New) =>
+        {
+            super::guard::gate(&state, &before, route, request.force).await?
+        }
+        _ => false,
+    };
     let text = config_edit::apply(&before.text, &plan.change)?;
 
     let (result, after, generation) = if dry_run {
@@ -128,13 +140,24 @@ pub async fn rollout(
     .map_err(|e| ApiError::Internal(e.to_string()))?;
     drop(after);
 
+    // A cutover past a `not_ready` verdict says so in its audit entry.
+    let mut after_audit = serde_json::to_value(&after_doc)
+        .map_err(|e| ApiError::Internal(format!("audit document: {e}")))?;
+    let mut reason = request.reason.clone();
+    if forced {
+        if let Some(doc) = after_audit.as_object_mut() {
+            doc.insert("forced".into(), serde_json::Value::Bool(true));
+        }
+        let why = reason.take().unwrap_or_default();
+        reason = Some(format!("forced past a not_ready verdict. {why}"));
+    }
     let entry = audit_entry(
         &caller,
         "rollout",
         &plan.target,
         &before_doc,
-        &after_doc,
-        request.reason.clone(),
+        &after_audit,
+        reason,
         generation,
         dry_run,
     )?;
@@ -227,6 +250,7 @@ fn plan(request: &RolloutRequest, rules: &RuleSet) -> Result<Plan, ApiError> {
         exclude_remove: request.exclude_remove.clone(),
         percent: request.percent,
         state: request.state,
+        ..RouteChange::default()
     };
     // One tenant to one side: listed and not excluded, or excluded and not listed, so the
     // tenant lands on that side whatever the bucket or a cohort says.

@@ -174,6 +174,31 @@ pub(super) async fn build_report(
     Ok(store.report(filter, &policy, rules).await?)
 }
 
+/// One route's report figures since `since_ms` (all kept results with `None`), derived under
+/// the running rules exactly as `GET /admin/shadow/report` derives them: what guards judge
+/// their mismatch rate on, and what the promotion gate and schedules read the verdict from.
+/// `None` when the route has no stored results.
+pub async fn route_figures(
+    store: &Store,
+    snapshot: &Snapshot,
+    route: &str,
+    since_ms: Option<i64>,
+) -> crate::store::Result<Option<crate::store::ScopeReport>> {
+    let filter = ReportFilter {
+        route: Some(route.to_owned()),
+        since_ms,
+        ..ReportFilter::default()
+    };
+    let report = store
+        .report(&filter, &policy(snapshot, 1), &LiveRules::new(snapshot))
+        .await?;
+    Ok(report
+        .routes
+        .into_iter()
+        .find(|r| r.route == route)
+        .map(|r| r.scope))
+}
+
 /// `GET /admin/shadow/report`: per route (× tenant) figures, verdict and suggestions.
 pub async fn report(
     State(state): State<Arc<AdminState>>,
@@ -196,6 +221,7 @@ pub async fn report(
     for route in &report.routes {
         suggestions.push(suggest(store, &route.scope.top_paths).await?);
     }
+    let guards = state.guard.status(&snapshot);
     let mut doc = serde_json::to_value(&report).map_err(|e| ApiError::Internal(e.to_string()))?;
     let routes = doc["routes"].as_array_mut().map(|v| v.iter_mut());
     for ((route_doc, route), suggested) in routes
@@ -224,6 +250,8 @@ pub async fn report(
             json!(merged)
         };
         route_doc["suggested_ignore"] = json!(suggested);
+        // A trip or a held schedule next to the figures that explain it.
+        route_doc["guard"] = json!(guards.iter().find(|g| g.route == route.route));
     }
     doc["generation"] = json!(snapshot.generation);
     doc["generated_at_ms"] = json!(state.clock.now_ms());

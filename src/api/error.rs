@@ -33,6 +33,9 @@ pub enum ErrorKind {
     InvalidConfig,
     /// 409: the config moved under the change; nothing changed.
     Conflict,
+    /// 409: `state = "new"` refused while the route's shadow verdict is `not_ready` (the
+    /// promotion gate; `force` overrides it).
+    NotReady,
     /// 503: the store is not open (writes, shadow reads).
     StoreUnavailable,
     /// 503: the PostgreSQL holding a shared rule document cannot be reached; writes are

@@ -41,6 +41,10 @@ pub struct RolloutRequest {
     /// Same as `?dry_run=true`.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub dry_run: bool,
+    /// Set `state = "new"` even while the route's shadow verdict is `not_ready` (recorded as
+    /// forced in the audit log); without it that change answers 409.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
 }
 
 /// What a rollout changes: one route's rules, or one tenant's side on every route.

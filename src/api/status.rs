@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use super::RouteRules;
+use super::{GuardStatus, RouteRules};
 use crate::live::{ReloadFailure, Trigger};
 use crate::rules::{Side, StickyKey};
 use crate::traffic::{TenantTraffic, Windows};
@@ -36,9 +36,9 @@ pub struct StatusResponse {
     pub last_reload_error: Option<ReloadFailure>,
     /// Every upstream's origins and their passive health.
     pub upstreams: Vec<UpstreamHealth>,
-    /// Automatic guards are planned (SPEC), their states not yet defined: always empty, here so
-    /// that clients need not change when they come.
-    pub guards: Vec<serde_json::Value>,
+    /// Every route with a `guard` or a `rollout` schedule, in file order.
+    #[serde(default)]
+    pub guards: Vec<GuardStatus>,
     pub audit_store: AuditStore,
 }
 

@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 use crate::api::{
-    AuditResponse, Basis, ChangedRules, HistoryResponse, Moves, ReloadResponse, RolloutResponse,
-    RolloutResult, RoutesResponse, StatusResponse,
+    AuditResponse, Basis, ChangedRules, GuardChangeResponse, GuardStatus, HistoryResponse, Moves,
+    ReloadResponse, RolloutResponse, RolloutResult, RoutesResponse, StatusResponse,
 };
 use crate::live::ReloadOutcome;
 use crate::term::table;
@@ -137,7 +137,61 @@ pub fn status(s: &StatusResponse, routes: &RoutesResponse) -> String {
     ));
     out.push('\n');
     out.push_str(&routes_table(routes));
+    if !s.guards.is_empty() {
+        out.push('\n');
+        out.push_str(&guards_table(&s.guards));
+    }
     out
+}
+
+/// Guards and schedules: state, step, when the next one is due or why it is held, and the
+/// figures last judged.
+fn guards_table(guards: &[GuardStatus]) -> String {
+    let rows: Vec<Vec<String>> = guards
+        .iter()
+        .map(|g| {
+            let (step, next) = match &g.schedule {
+                Some(s) => (
+                    format!("{}/{} ({}%)", s.step, s.steps.len(), number(s.percent)),
+                    match (&s.hold, s.next_percent, s.next_step_at_ms) {
+                        (Some(hold), _, _) => format!("held: {hold}"),
+                        (None, None, _) => "done".into(),
+                        (None, Some(p), Some(at)) => {
+                            format!(
+                                "{}% at {}",
+                                number(p),
+                                time_at(crate::clock::from_epoch_ms(at))
+                            )
+                        }
+                        (None, Some(p), None) => format!("{}%", number(p)),
+                    },
+                ),
+                None => ("-".into(), "-".into()),
+            };
+            let evidence = g.evidence.as_ref().map_or("-".into(), |e| {
+                let rate = |v: Option<f64>| v.map_or("-".into(), |v| format!("{:.2}%", v * 100.0));
+                format!(
+                    "errors {} of {} req, mismatch {}, latency x{}",
+                    rate(e.error_rate),
+                    e.requests,
+                    rate(e.mismatch_rate),
+                    e.latency_ratio.map_or("-".into(), |v| format!("{v:.2}"))
+                )
+            });
+            vec![
+                g.route.clone(),
+                g.state.as_str().to_owned(),
+                g.action.map_or("-".into(), |a| a.as_str().to_owned()),
+                step,
+                next,
+                evidence,
+            ]
+        })
+        .collect();
+    table(
+        &["ROUTE", "GUARD", "ACTION", "STEP", "NEXT", "LAST JUDGED"],
+        &rows,
+    )
 }
 
 fn routes_table(r: &RoutesResponse) -> String {
@@ -178,6 +232,22 @@ fn routes_table(r: &RoutesResponse) -> String {
             "NEW 1h", "REQ 1h", "BUSIEST",
         ],
         &rows,
+    )
+}
+
+/// `switchyard guard rearm` and `switchyard rollout --pause | --resume | --abort`.
+pub fn guard_change(r: &GuardChangeResponse) -> String {
+    let what = if r.changed { "applied" } else { "unchanged" };
+    format!(
+        "{} {}: {what}, generation {} (audit #{})\nstate {} → {}, percent {} → {}\n",
+        r.route,
+        r.action,
+        r.generation,
+        r.audit_id,
+        r.before.state,
+        r.after.state,
+        number(r.before.percent),
+        number(r.after.percent),
     )
 }
 

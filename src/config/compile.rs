@@ -25,6 +25,7 @@ use crate::rules::{
 
 mod admin;
 mod compare;
+mod guard;
 mod route;
 mod tenant;
 

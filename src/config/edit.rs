@@ -24,6 +24,11 @@ pub struct RouteChange {
     /// 0..=100, kept to 0.01 % (the bucket resolution).
     pub percent: Option<f64>,
     pub state: Option<RouteState>,
+    /// `guard.tripped`: set by a trip, removed by a re-arm (the `guard` table must exist).
+    pub guard_tripped: Option<bool>,
+    /// `rollout.paused`: set by a pause or an abort, removed by a resume (the `rollout` table
+    /// must exist).
+    pub schedule_paused: Option<bool>,
 }
 
 impl RouteChange {
@@ -108,6 +113,33 @@ fn edit_route(doc: &mut DocumentMut, name: &str, change: &RouteChange) -> Result
     }
     if let Some(state) = change.state {
         set_value(route, "state", Value::from(state.as_str()));
+    }
+    if let Some(tripped) = change.guard_tripped {
+        set_flag(route, "guard", "tripped", tripped, &field("guard"))?;
+    }
+    if let Some(paused) = change.schedule_paused {
+        set_flag(route, "rollout", "paused", paused, &field("rollout"))?;
+    }
+    Ok(())
+}
+
+/// Set `table.key = true`, or remove the key for `false` (its default), in the route's
+/// sub-table `table` (inline or not).
+fn set_flag(
+    route: &mut dyn TableLike,
+    table: &str,
+    key: &str,
+    on: bool,
+    path: &str,
+) -> Result<(), EditError> {
+    let sub = route
+        .get_mut(table)
+        .and_then(Item::as_table_like_mut)
+        .ok_or_else(|| EditError::Shape(path.into()))?;
+    if on {
+        set_value(sub, key, Value::from(true));
+    } else {
+        sub.remove(key);
     }
     Ok(())
 }

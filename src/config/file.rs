@@ -21,8 +21,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::schema::{
-    Address, Cidr, Duration, FileName, Origin, Percent, RouteStateName, SideName, Sticky, StoreUrl,
-    TenantId, UnknownPolicyName,
+    Address, Cidr, Duration, FileName, GuardActionName, Origin, Percent, RouteStateName, SideName,
+    Sticky, StoreUrl, TenantId, UnknownPolicyName,
 };
 use super::units::RawSize;
 
@@ -320,6 +320,65 @@ pub struct RawRoute {
     /// How the shadow comparison treats differences. Needs `shadow`.
     #[schemars(with = "Option<crate::compare::CompareConfig>")]
     pub compare: Option<Spanned<RawCompare>>,
+    /// Automatic guard: watches the new side over a sliding window and trips the route back
+    /// (or holds its schedule) when a threshold is crossed. Needs a `new` upstream. See the
+    /// README, "Guarded rollouts".
+    #[schemars(with = "Option<RawGuard>")]
+    pub guard: Option<Spanned<RawGuard>>,
+    /// Progressive schedule: raises `percent` one step after each bake period while the guard
+    /// is healthy and the shadow verdict is not `not_ready`. Needs a `new` upstream.
+    #[schemars(with = "Option<RawSchedule>")]
+    pub rollout: Option<Spanned<RawSchedule>>,
+}
+
+/// A route's `guard` table. Rates are fractions (0.01 = 1 %); at least one `max_*` is needed.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawGuard {
+    /// Highest share of the new side's requests that may fail (5xx, or an upstream failure
+    /// retried on legacy) over the window, 0-1.
+    #[schemars(with = "Option<f64>", range(min = 0, max = 1))]
+    pub max_error_rate: Option<Spanned<f64>>,
+    /// Highest ratio of the new side's mean time to the response head over legacy's on the
+    /// same route, over the window (2.0: twice as slow). At least 1.
+    #[schemars(with = "Option<f64>", range(min = 1))]
+    pub max_latency_ratio: Option<Spanned<f64>>,
+    /// Highest share of shadow comparisons with real differences (learned noise and ignored
+    /// paths excluded, as the report counts them) over the window, 0-1. Needs `shadow`.
+    #[schemars(with = "Option<f64>", range(min = 0, max = 1))]
+    pub max_mismatch_rate: Option<Spanned<f64>>,
+    /// The sliding window each rate is measured over.
+    #[schemars(with = "Option<Duration>", extend("default" = "5m"))]
+    pub window: Option<Text>,
+    /// Requests (or comparisons, for the mismatch rate) a window needs before that figure is
+    /// judged; below it the figure neither trips the guard nor holds the schedule.
+    #[schemars(with = "Option<i64>", range(min = 1, max = 1000000000), extend("default" = 200))]
+    pub min_samples: Option<Spanned<i64>>,
+    /// What a trip does: `"legacy"` sets the route's `state = "legacy"`; `"pause"` only
+    /// stops its schedule from advancing.
+    #[schemars(with = "Option<GuardActionName>", extend("default" = "legacy"))]
+    pub action: Option<Text>,
+    /// Written by the gateway when the guard trips; `switchyard guard rearm ROUTE` clears it.
+    /// A tripped guard judges nothing until it is re-armed.
+    #[schemars(extend("default" = false))]
+    pub tripped: Option<bool>,
+}
+
+/// A route's `rollout` table: the schedule of percentages.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSchedule {
+    /// Percentages the route moves through, strictly increasing, each above 0 and at most
+    /// 100. Required.
+    #[schemars(with = "Option<Vec<Percent>>")]
+    pub steps: Option<Spanned<Vec<Spanned<f64>>>>,
+    /// Time spent at each step before the next one.
+    #[schemars(with = "Option<Duration>", extend("default" = "30m"))]
+    pub bake: Option<Text>,
+    /// Written by `switchyard rollout ROUTE --pause | --abort`; `--resume` clears it. A
+    /// paused schedule does not advance.
+    #[schemars(extend("default" = false))]
+    pub paused: Option<bool>,
 }
 
 /// A route's `compare` table (how shadow answers are compared); compiled into

@@ -293,6 +293,17 @@ pub enum RouteStateName {
     New,
 }
 
+/// What a tripped guard does.
+#[derive(JsonSchema)]
+#[schemars(rename_all = "lowercase")]
+#[allow(dead_code)] // schema only: `rules::GuardAction::parse` reads the value
+pub enum GuardActionName {
+    /// Set the route's `state = "legacy"`: every request of the route goes to legacy.
+    Legacy,
+    /// Stop the route's schedule from advancing; the traffic split is kept.
+    Pause,
+}
+
 /// A tenant-wide side.
 #[derive(JsonSchema)]
 #[schemars(rename_all = "lowercase")]

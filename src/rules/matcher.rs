@@ -511,6 +511,8 @@ mod tests {
             exclude: Default::default(),
             cohorts: Vec::new(),
             sticky: super::super::StickyKey::Tenant,
+            guard: None,
+            schedule: None,
         }
     }
 }

@@ -43,6 +43,18 @@ impl LatencyHistogram {
         self.inner.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
     }
 
+    /// Observations so far and the sum of their durations in nanoseconds (guards take the
+    /// difference of two readings for a window's mean).
+    pub fn totals(&self) -> (u64, u64) {
+        let count = self
+            .inner
+            .counts
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum();
+        (count, self.inner.sum_nanos.load(Ordering::Relaxed))
+    }
+
     fn snapshot(&self) -> (f64, u64, Vec<(f64, u64)>) {
         let buckets: Vec<(f64, u64)> = BOUNDS
             .iter()

@@ -130,6 +130,7 @@ async function load() {
   $('app').hidden = false;
   $('actions').hidden = false;
   renderMeta(status);
+  renderGuards(status.guards || []);
   const notices = [];
   const [routes, report, timeline, audit] = await Promise.all([
     api('/admin/routes').catch((e) => { notices.push(e.message); return null; }),
@@ -434,6 +435,43 @@ async function loadSample(id) {
   box.append(el('h3', {}, 'Replay (credentials removed)'), el('div', { class: 'curlrow' }, el('pre', { class: 'curl' }, s.curl), copy));
 }
 
+// ---------- guards ----------
+
+function renderGuards(guards) {
+  $('guard-panel').hidden = !guards.length;
+  const table = clear($('guards'));
+  table.append(el('thead', {}, el('tr', {},
+    el('th', {}, 'Route'), el('th', {}, 'Guard'), el('th', {}, 'Action'), el('th', {}, 'Step'),
+    el('th', {}, 'Next'), el('th', {}, 'Last judged'))));
+  const body = el('tbody');
+  for (const g of guards) {
+    const s = g.schedule;
+    let step = '–';
+    let next = '–';
+    if (s) {
+      step = `${s.step} of ${s.steps.length} · ${s.percent}%`;
+      if (s.hold) next = el('span', { class: 'bad' }, `held: ${s.hold}`);
+      else if (s.next_percent === null) next = 'last step reached';
+      else if (s.next_step_at_ms) next = `${s.next_percent}% at ${time(s.next_step_at_ms)}`;
+      else next = `${s.next_percent}%`;
+    }
+    const e = g.evidence;
+    const rate = (v) => (v === null || v === undefined ? '–' : pct(v * 100, 2));
+    const judged = e
+      ? `errors ${rate(e.error_rate)} of ${num(e.requests)} · latency ×${e.latency_ratio === null ? '–' : e.latency_ratio.toFixed(2)} · mismatch ${rate(e.mismatch_rate)}`
+      : el('span', { class: 'muted' }, g.driving ? 'not judged yet' : 'judged by the driving replica');
+    body.append(el('tr', {},
+      el('td', {}, g.route),
+      el('td', {}, el('span', { class: `badge guard-${g.state}` }, g.state)),
+      el('td', {}, g.action || '–'),
+      el('td', {}, step),
+      el('td', {}, next),
+      el('td', {}, judged),
+    ));
+  }
+  table.append(body);
+}
+
 // ---------- audit ----------
 
 function renderAudit(audit) {
@@ -459,6 +497,13 @@ function renderAudit(audit) {
 
 function changes(before, after) {
   if (!before || !after || typeof after !== 'object') return '';
+  // Guard trips and schedule steps: the rules before → after, then the figures they acted on.
+  if (after.rules) {
+    const breached = ((after.evidence && after.evidence.breached) || [])
+      .map((b) => `${b.figure} ${Number(b.value).toFixed(4)} > ${b.limit}`);
+    const forced = after.forced ? ['forced past not_ready'] : [];
+    return [changes(before, after.rules), ...breached, ...forced].filter(Boolean).join('; ');
+  }
   const parts = [];
   for (const [k, v] of Object.entries(after)) {
     const old = before[k];

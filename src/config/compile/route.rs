@@ -175,6 +175,14 @@ fn compile_route(
         .shadow
         .as_ref()
         .and_then(|s| shadow(cx, s, &salt, new.is_some(), compare, known.redact_key));
+    let guard = r
+        .guard
+        .as_ref()
+        .and_then(|g| super::guard::guard(cx, g, new.is_some(), shadow.is_some()));
+    let schedule = r
+        .rollout
+        .as_ref()
+        .and_then(|s| super::guard::schedule(cx, s, new.is_some()));
     let route = Route {
         name: name.get_ref().clone(),
         index,
@@ -210,6 +218,8 @@ fn compile_route(
             .as_ref()
             .and_then(|s| sticky(cx, s))
             .unwrap_or(StickyKey::Tenant),
+        guard,
+        schedule,
     };
     Some((
         route,

@@ -225,6 +225,36 @@ fn edit_exclude(text: &str, add: &[&str], remove: &[&str]) -> String {
 }
 
 #[test]
+fn guard_and_schedule_flags_are_set_and_removed_in_place() {
+    let text = "[[routes]]\nname = \"cards\"\nguard = { max_error_rate = 0.01 } # keep\n\n[routes.rollout]\nsteps = [1, 5]\n";
+    let trip = RouteChange {
+        guard_tripped: Some(true),
+        schedule_paused: Some(true),
+        ..RouteChange::default()
+    };
+    let tripped = apply(text, &route("cards", trip)).unwrap();
+    let doc = cards(&tripped);
+    assert_eq!(doc["guard"]["tripped"].as_bool(), Some(true));
+    assert_eq!(doc["rollout"]["paused"].as_bool(), Some(true));
+    assert!(tripped.contains("# keep"), "{tripped}");
+    let rearm = RouteChange {
+        guard_tripped: Some(false),
+        schedule_paused: Some(false),
+        ..RouteChange::default()
+    };
+    assert_eq!(apply(&tripped, &route("cards", rearm)).unwrap(), text);
+    let missing = "[[routes]]\nname = \"cards\"\n";
+    let trip = RouteChange {
+        guard_tripped: Some(true),
+        ..RouteChange::default()
+    };
+    assert!(matches!(
+        apply(missing, &route("cards", trip)),
+        Err(EditError::Shape(_))
+    ));
+}
+
+#[test]
 fn removing_an_element_keeps_its_neighbours_comments() {
     let head = "[[routes]]\nname = \"cards\"\n";
     let multi = format!(

@@ -441,6 +441,27 @@ impl PgSource {
         .await
     }
 
+    /// A connection of its own for a session advisory lock (the guard driver's lead): held
+    /// for as long as the lock, and closing it is what releases the lock.
+    pub async fn dedicated(&self) -> Result<sqlx::PgConnection, SourceError> {
+        bounded(sqlx::PgConnection::connect_with(&self.inner.connect)).await
+    }
+
+    /// Try `pg_try_advisory_lock(key)` on `conn`, bounded like every call.
+    pub async fn try_lock(conn: &mut sqlx::PgConnection, key: i64) -> Result<bool, SourceError> {
+        bounded(
+            sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock($1)")
+                .bind(key)
+                .fetch_one(conn),
+        )
+        .await
+    }
+
+    /// Whether `conn` still answers (a held lock lives as long as its session).
+    pub async fn ping(conn: &mut sqlx::PgConnection) -> Result<(), SourceError> {
+        bounded(conn.ping()).await
+    }
+
     /// The revision a notification announces, if it is about this document.
     pub fn announced(&self, payload: &str) -> Option<u64> {
         let (document, revision) = payload.rsplit_once(':')?;
