@@ -23,6 +23,7 @@ use crate::server::{self, Listeners};
 use crate::shadow::Shadower;
 use crate::store::{RetentionPolicy, Store, StoreWriter, WriterConfig};
 use crate::telemetry::Metrics;
+use crate::trace::Tracer;
 use crate::traffic::Traffic;
 
 /// Why the gateway could not start.
@@ -143,6 +144,7 @@ impl Gateway {
             traffic: traffic.clone(),
             clock: clock.clone(),
             access_log: AccessLog::start(),
+            tracer: Tracer::start(metrics.clone()),
         });
         let listeners = Listeners::start(&proxy, &shutdown_rx, &mut tasks).await?;
         let admin_listener = server::bind(rules.admin.listen).await?;
