@@ -469,6 +469,32 @@ mod tests {
     }
 
     #[test]
+    fn a_full_queue_drops_and_counts() {
+        let metrics = Arc::new(Metrics::new());
+        let (queue, _held) = mpsc::channel(1);
+        let tracer = Tracer {
+            queue,
+            metrics: metrics.clone(),
+        };
+        let config = Arc::new(TraceConfig {
+            endpoint: http::Uri::from_static("http://c/v1/traces"),
+            service_name: "s".into(),
+            sample_bp: 10_000,
+        });
+        let trace = RequestTrace::start(&config, &Method::GET, &HeaderMap::new(), UNIX_EPOCH);
+        let span = SpanData::server(&trace, "GET r".into(), Duration::from_millis(1));
+        tracer.export(&config, span.clone());
+        tracer.export(&config, span);
+        assert!(
+            metrics
+                .render()
+                .contains("switchyard_trace_spans_total{result=\"dropped\"} 1"),
+            "{}",
+            metrics.render()
+        );
+    }
+
+    #[test]
     fn sampling_by_ratio() {
         assert!(sampled(10_000));
         assert!(!sampled(0));

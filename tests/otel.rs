@@ -138,6 +138,11 @@ struct Receiver {
 
 impl Receiver {
     async fn start() -> Receiver {
+        Self::answering(200).await
+    }
+
+    /// A receiver that decodes every batch and answers `status`.
+    async fn answering(status: u16) -> Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, spans) = mpsc::unbounded_channel();
@@ -150,7 +155,7 @@ impl Receiver {
                 tokio::spawn(async move {
                     let service = service_fn(move |req: Request<Incoming>| {
                         let tx = tx.clone();
-                        async move { Ok::<_, Infallible>(receive(req, &tx).await) }
+                        async move { Ok::<_, Infallible>(receive(req, &tx, status).await) }
                     });
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), service)
@@ -186,6 +191,7 @@ impl Receiver {
 async fn receive(
     req: Request<Incoming>,
     tx: &mpsc::UnboundedSender<Received>,
+    status: u16,
 ) -> Response<body::Body> {
     let bad = |status: u16| {
         Response::builder()
@@ -232,7 +238,7 @@ async fn receive(
             }
         }
     }
-    Response::new(body::empty())
+    bad(status)
 }
 
 fn attr<'a>(span: &'a Span, key: &str) -> Option<&'a Value> {
@@ -568,5 +574,31 @@ async fn a_reload_moves_the_endpoint_and_bad_settings_are_refused() {
         std::fs::write(&gw.config, format!("{base}\n[telemetry]\n{bad}\n")).unwrap();
         assert!(gw.gw().reload().await.is_err(), "{bad} was accepted");
     }
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn spans_the_collector_refuses_are_counted_as_failed() {
+    let legacy = Upstream::json("legacy").await;
+    let new = Upstream::json("cards").await;
+    let mut receiver = Receiver::answering(503).await;
+    let cfg = traced(config(&legacy.url(), &new.url(), ""), &receiver, "");
+    let gw = TestGateway::start(&cfg).await;
+    let a = get(&gw.url("/api/cards/1"), &[("x-tenant-id", "acme")]).await;
+    assert_eq!(
+        a.status, 200,
+        "a failing collector does not touch the request"
+    );
+    receiver.next().await;
+    let metrics = gw.gw().metrics.clone();
+    assert!(
+        eventually(Duration::from_secs(10), move || {
+            let text = metrics.render();
+            async move { text.contains("switchyard_trace_spans_total{result=\"failed\"} 1") }
+        })
+        .await,
+        "the refused span was not counted: {}",
+        gw.gw().metrics.render()
+    );
     gw.shutdown().await;
 }

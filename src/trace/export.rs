@@ -37,6 +37,8 @@ pub(super) async fn run(
         return;
     };
     let mut batch: Vec<(Arc<TraceConfig>, SpanData)> = Vec::with_capacity(BATCH);
+    // Logged when exporting starts failing and when it works again, not for every batch.
+    let mut failing = false;
     while let Some(first) = rx.recv().await {
         batch.clear();
         batch.push(first);
@@ -53,9 +55,16 @@ pub(super) async fn run(
             let spans: Vec<&SpanData> = same.iter().map(|(_, s)| s).collect();
             let n = spans.len() as u64;
             match post(&client, &config, &spans).await {
-                Ok(()) => metrics.count_spans("exported", n),
+                Ok(()) => {
+                    if std::mem::take(&mut failing) {
+                        tracing::info!(endpoint = %config.endpoint, "trace export works again");
+                    }
+                    metrics.count_spans("exported", n);
+                }
                 Err(error) => {
-                    tracing::warn!(endpoint = %config.endpoint, "trace export failed: {error}");
+                    if !std::mem::replace(&mut failing, true) {
+                        tracing::warn!(endpoint = %config.endpoint, "trace export failed, spans are counted as failed until it works again: {error}");
+                    }
                     metrics.count_spans("failed", n);
                 }
             }
