@@ -198,6 +198,11 @@ impl Gateway {
             let _ = task.await;
         }
         self.proxy.shadow.close().await;
+        // Spans of the last requests and shadow copies, posted while the collector answers.
+        self.proxy
+            .tracer
+            .flush(std::time::Duration::from_secs(5))
+            .await;
         if let Some(store) = &self.store {
             store.close().await;
         }

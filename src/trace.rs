@@ -13,8 +13,10 @@
 //!   `sample_ratio`. The request forwarded to whichever side serves (the fallback attempt
 //!   too) carries a `traceparent` naming the gateway span as its parent.
 //! - **Shadow copies** get their own client span, `shadow route`, in a trace of their own,
-//!   linked to the primary's span and sent with their own `traceparent` (so the other side's
-//!   work does not land in the client's trace), sampled when the primary was.
+//!   linked to the primary's span and sent with their own `traceparent` and without the
+//!   caller's `tracestate` (so the other side's work does not land in the client's trace),
+//!   sampled when the primary was. A learned-noise self-check call of the same job carries
+//!   the copy's `traceparent` too.
 //! - **Off** (no `otlp_endpoint`): no trace state is made, no header is read or written; an
 //!   incoming `traceparent` passes through untouched.
 //!
@@ -28,7 +30,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, HeaderValue, Method};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::telemetry::Metrics;
 
@@ -39,6 +41,8 @@ mod otlp;
 
 /// The W3C trace context header.
 pub const TRACEPARENT: &str = "traceparent";
+/// The W3C vendor trace state, forwarded as it came with the caller's trace.
+pub const TRACESTATE: &str = "tracestate";
 
 /// Spans waiting for the exporter.
 const QUEUE: usize = 8 * 1024;
@@ -341,9 +345,17 @@ impl ShadowTrace {
     }
 }
 
+/// What the exporter task is handed.
+pub(crate) enum Queued {
+    /// A finished span and the config it was made under.
+    Span(Arc<TraceConfig>, SpanData),
+    /// Answered once every span queued before it was posted.
+    Flush(oneshot::Sender<()>),
+}
+
 /// The span queue and its exporter task.
 pub struct Tracer {
-    queue: mpsc::Sender<(Arc<TraceConfig>, SpanData)>,
+    queue: mpsc::Sender<Queued>,
     metrics: Arc<Metrics>,
 }
 
@@ -367,9 +379,24 @@ impl Tracer {
 
     /// Queue a finished span; never waits. A full queue drops it, counted.
     pub fn export(&self, config: &Arc<TraceConfig>, span: SpanData) {
-        if self.queue.try_send((config.clone(), span)).is_err() {
+        if self
+            .queue
+            .try_send(Queued::Span(config.clone(), span))
+            .is_err()
+        {
             self.metrics.count_spans("dropped", 1);
         }
+    }
+
+    /// Wait until the spans queued so far were posted (bounded by `within`); at shutdown.
+    pub async fn flush(&self, within: Duration) {
+        let (done, posted) = oneshot::channel();
+        let _ = tokio::time::timeout(within, async {
+            if self.queue.send(Queued::Flush(done)).await.is_ok() {
+                let _ = posted.await;
+            }
+        })
+        .await;
     }
 }
 

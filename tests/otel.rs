@@ -422,6 +422,10 @@ async fn the_shadow_copy_has_its_own_span_linked_to_the_primary() {
                 .get("traceparent")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
+            assert!(
+                req.headers().get("tracestate").is_none(),
+                "the shadow copy's trace is not the caller's"
+            );
             let _ = seen_tx.send(tp);
             json_answer("cards", req).await
         }
@@ -441,11 +445,20 @@ async fn the_shadow_copy_has_its_own_span_linked_to_the_primary() {
     let caller = format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01");
     let a = get(
         &gw.url("/api/cards/9"),
-        &[("x-tenant-id", "globex"), ("traceparent", &caller)],
+        &[
+            ("x-tenant-id", "globex"),
+            ("traceparent", &caller),
+            ("tracestate", "vendor=1"),
+        ],
     )
     .await;
     assert_eq!(a.status, 200);
     assert_eq!(a.served_by(), "legacy");
+    assert_eq!(
+        a.json()["headers"]["tracestate"],
+        "vendor=1",
+        "the caller's trace state goes with the caller's trace"
+    );
     let (_, primary_span, _) = parse(a.json()["headers"]["traceparent"].as_str().unwrap());
 
     let to_shadow = tokio::time::timeout(Duration::from_secs(10), seen.recv())
@@ -524,6 +537,11 @@ async fn unsampled_requests_propagate_without_spans() {
     // Spans leave in request order: the first to arrive is the second request's.
     let span = receiver.next().await.span;
     assert_eq!(str_attr(&span, "switchyard.request_id"), "sampled");
+    gw.gw().proxy.tracer.flush(Duration::from_secs(10)).await;
+    assert!(
+        receiver.spans.try_recv().is_err(),
+        "an unsampled request was exported"
+    );
     gw.shutdown().await;
 }
 

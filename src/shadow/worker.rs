@@ -21,7 +21,7 @@ use crate::error::ProxyError;
 use crate::head::{self, Downstream, SHADOW_HEADER};
 use crate::rules::Side;
 use crate::store::{DiffRecord, Outcome, SamplePair, SampleResponse, SelfCheck, ShadowResult};
-use crate::trace::TRACEPARENT;
+use crate::trace::{TRACEPARENT, TRACESTATE};
 
 pub(super) async fn dispatch(
     mut rx: mpsc::Receiver<Job>,
@@ -285,8 +285,10 @@ async fn call(job: &Job, side: Side, clock: &Clock) -> Result<Collected, CallErr
         false,
     )?;
     if let Some(trace) = &job.trace {
-        // The copy's own span is the parent of the other side's work.
+        // The copy's own span is the parent of the other side's work; the caller's
+        // tracestate belongs to the caller's trace, not to this one.
         parts.headers.insert(TRACEPARENT, trace.span.traceparent());
+        parts.headers.remove(TRACESTATE);
     }
     let started = clock.instant();
     let send = async {

@@ -15,7 +15,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::sync::mpsc;
 
-use super::{SpanData, TraceConfig, otlp};
+use super::{Queued, SpanData, TraceConfig, otlp};
 use crate::telemetry::Metrics;
 
 /// Spans in one post, at most.
@@ -25,26 +25,27 @@ const POST_TIMEOUT: Duration = Duration::from_secs(10);
 
 type OtlpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-pub(super) async fn run(
-    mut rx: mpsc::Receiver<(Arc<TraceConfig>, SpanData)>,
-    metrics: Arc<Metrics>,
-) {
+pub(super) async fn run(mut rx: mpsc::Receiver<Queued>, metrics: Arc<Metrics>) {
     let Some(client) = client() else {
         // Without a client nothing can be sent: count what arrives as failed.
-        while rx.recv().await.is_some() {
-            metrics.count_spans("failed", 1);
+        while let Some(item) = rx.recv().await {
+            if let Queued::Span(..) = item {
+                metrics.count_spans("failed", 1);
+            }
         }
         return;
     };
     let mut batch: Vec<(Arc<TraceConfig>, SpanData)> = Vec::with_capacity(BATCH);
+    let mut flushes = Vec::new();
     // Logged when exporting starts failing and when it works again, not for every batch.
     let mut failing = false;
     while let Some(first) = rx.recv().await {
         batch.clear();
-        batch.push(first);
-        while batch.len() < BATCH {
+        take(first, &mut batch, &mut flushes);
+        // A flush ends the batch: what was queued before it goes now.
+        while batch.len() < BATCH && flushes.is_empty() {
             match rx.try_recv() {
-                Ok(span) => batch.push(span),
+                Ok(item) => take(item, &mut batch, &mut flushes),
                 Err(_) => break,
             }
         }
@@ -70,6 +71,20 @@ pub(super) async fn run(
             }
             batch = rest;
         }
+        for done in flushes.drain(..) {
+            let _ = done.send(());
+        }
+    }
+}
+
+fn take(
+    item: Queued,
+    batch: &mut Vec<(Arc<TraceConfig>, SpanData)>,
+    flushes: &mut Vec<tokio::sync::oneshot::Sender<()>>,
+) {
+    match item {
+        Queued::Span(config, span) => batch.push((config, span)),
+        Queued::Flush(done) => flushes.push(done),
     }
 }
 
