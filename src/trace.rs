@@ -346,6 +346,7 @@ impl ShadowTrace {
 }
 
 /// What the exporter task is handed.
+#[cfg_attr(not(feature = "otel"), allow(dead_code))]
 pub(crate) enum Queued {
     /// A finished span and the config it was made under.
     Span(Arc<TraceConfig>, SpanData),
