@@ -43,8 +43,9 @@ pub struct RequestCtx<'s> {
     /// When the first upstream attempt started: the primary's latency a shadow comparison
     /// reports runs from here to the answer's head (fallback included).
     pub upstream_started: Option<Instant>,
-    /// The request's trace, only when tracing is on (`[telemetry] otlp_endpoint`).
-    pub trace: Option<RequestTrace>,
+    /// The request's trace, only when tracing is on (`[telemetry] otlp_endpoint`); boxed
+    /// so the request future stays small when it is off.
+    pub trace: Option<Box<RequestTrace>>,
     /// The whole request body when it was kept for a replay (fallback, shadow copy, a retry on
     /// a fresh connection); empty for a request without a body.
     pub replay: Option<Bytes>,
@@ -91,12 +92,12 @@ impl<'s> RequestCtx<'s> {
         };
         // Tracing off: one branch, nothing read or made.
         if let Some(config) = &snapshot.rules.telemetry.traces {
-            ctx.trace = Some(RequestTrace::start(
+            ctx.trace = Some(Box::new(RequestTrace::start(
                 config,
                 request.method(),
                 headers,
                 ctx.now,
-            ));
+            )));
         }
         ctx
     }
