@@ -12,7 +12,8 @@
 //!   customers, so they are left out by default);
 //! - `status`, `duration_ms` (to the response head), `fallback` (legacy answered after the new
 //!   side failed), `shadowed` (a copy went to the other side), `generation` (the rules in
-//!   force), `error` (the error kind when the gateway answered itself).
+//!   force), `error` (the error kind when the gateway answered itself), `trace_id` (the
+//!   request's trace, with `[telemetry] otlp_endpoint` on).
 //!
 //! Lines never wait on the disk: the request path hands each line to a bounded queue and a
 //! background task writes them in batches; a full queue drops the line and counts it
@@ -56,6 +57,8 @@ pub struct Entry<'a> {
     pub generation: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<&'a str>,
 }
 
 /// A line and where it goes.

@@ -24,6 +24,7 @@ use crate::server::{self, Listeners};
 use crate::shadow::Shadower;
 use crate::store::{RetentionPolicy, Store, StoreWriter, WriterConfig};
 use crate::telemetry::Metrics;
+use crate::trace::Tracer;
 use crate::traffic::Traffic;
 
 /// Why the gateway could not start.
@@ -146,6 +147,7 @@ impl Gateway {
             traffic: traffic.clone(),
             clock: clock.clone(),
             access_log: AccessLog::start(),
+            tracer: Tracer::start(metrics.clone()),
         });
         let listeners = Listeners::start(&proxy, &shutdown_rx, &mut tasks).await?;
         let admin_listener = server::bind(rules.admin.listen).await?;
@@ -210,6 +212,11 @@ impl Gateway {
             let _ = task.await;
         }
         self.proxy.shadow.close().await;
+        // Spans of the last requests and shadow copies, posted while the collector answers.
+        self.proxy
+            .tracer
+            .flush(std::time::Duration::from_secs(5))
+            .await;
         if let Some(store) = &self.store {
             store.close().await;
         }

@@ -37,5 +37,6 @@ pub mod store;
 pub mod telemetry;
 pub mod term;
 pub mod tls;
+pub mod trace;
 pub mod traffic;
 pub mod upstream;

@@ -51,6 +51,7 @@ use crate::live::Live;
 use crate::rules::RequestView;
 use crate::shadow::{ShadowRequest, Shadower};
 use crate::telemetry::Metrics;
+use crate::trace::{ShadowTrace, SpanData, Tracer};
 use crate::traffic::Traffic;
 
 pub use ctx::RequestCtx;
@@ -69,6 +70,8 @@ pub struct Proxy {
     pub clock: Clock,
     /// The JSON access log (written only when `[telemetry] access_log` is set).
     pub access_log: Arc<AccessLog>,
+    /// The span exporter (used only when `[telemetry] otlp_endpoint` is set).
+    pub tracer: Arc<Tracer>,
 }
 
 /// What the server knows about the connection a request came on.
@@ -181,6 +184,20 @@ fn tap(
         parts,
         body: ctx.replay.as_ref(),
         downstream: &ctx.downstream(),
+        trace: shadow_trace(proxy, ctx),
+    })
+}
+
+/// The shadow copy's trace: its own span, linked to the request's (tracing on only).
+fn shadow_trace(proxy: &Proxy, ctx: &RequestCtx<'_>) -> Option<ShadowTrace> {
+    let trace = ctx.trace.as_ref()?;
+    let config = ctx.snapshot.rules.telemetry.traces.as_ref()?;
+    Some(ShadowTrace {
+        span: trace.shadow(),
+        primary: trace.span,
+        request_id: ctx.request_id.to_str().unwrap_or("").to_owned(),
+        config: config.clone(),
+        tracer: proxy.tracer.clone(),
     })
 }
 
@@ -194,7 +211,15 @@ fn record(proxy: &Proxy, ctx: &RequestCtx<'_>, response: &Response<Body>) {
         handles.observe(&proxy.metrics, side, status, elapsed.as_secs_f64());
     }
     let telemetry = &ctx.snapshot.rules.telemetry;
+    if let (Some(trace), Some(config)) = (&ctx.trace, &telemetry.traces)
+        && trace.span.sampled
+    {
+        proxy
+            .tracer
+            .export(config, server_span(ctx, trace, status, elapsed));
+    }
     if let (Some(target), Some((method, path))) = (&telemetry.access_log, &ctx.logged) {
+        let trace_id = ctx.trace.as_ref().map(|t| t.span.trace_id_hex());
         let decision = ctx.decision.as_ref();
         let entry = access_log::Entry {
             ts: humantime::format_rfc3339_millis(ctx.now()).to_string(),
@@ -216,9 +241,45 @@ fn record(proxy: &Proxy, ctx: &RequestCtx<'_>, response: &Response<Body>) {
             shadowed: ctx.shadowed,
             generation: ctx.snapshot.generation,
             error: ctx.error,
+            trace_id: trace_id.as_ref().map(|t| t.as_str()),
         };
         proxy.access_log.log(target, &entry);
     }
+}
+
+/// The request's server span: what the gateway decided and how it ended.
+fn server_span(
+    ctx: &RequestCtx<'_>,
+    trace: &crate::trace::RequestTrace,
+    status: u16,
+    elapsed: std::time::Duration,
+) -> SpanData {
+    let route = ctx.route_name();
+    let decision = ctx.decision.as_ref();
+    let mut span = SpanData::server(trace, format!("{} {route}", trace.method), elapsed);
+    span.attr("http.request.method", trace.method.as_str())
+        .attr("switchyard.route", route)
+        .attr("switchyard.side", ctx.served_side.as_str())
+        .attr("http.response.status_code", i64::from(status))
+        .attr("switchyard.fallback", ctx.fell_back)
+        .attr("switchyard.shadowed", ctx.shadowed)
+        .attr(
+            "switchyard.request_id",
+            ctx.request_id.to_str().unwrap_or(""),
+        )
+        .attr(
+            "switchyard.generation",
+            i64::try_from(ctx.snapshot.generation).unwrap_or(i64::MAX),
+        );
+    if let Some(d) = decision {
+        span.attr("switchyard.reason", d.reason.as_str())
+            .attr("switchyard.upstream", d.upstream);
+    }
+    if let Some(error) = ctx.error {
+        span.attr("switchyard.error", error);
+    }
+    span.error = status >= 500;
+    span
 }
 
 #[cfg(test)]

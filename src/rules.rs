@@ -598,6 +598,8 @@ pub struct Telemetry {
     pub access_log: Option<Arc<AccessLogTarget>>,
     /// Write tenant names into the access log; default false (they may identify customers).
     pub access_log_tenants: bool,
+    /// OpenTelemetry traces; `None`: off (the default).
+    pub traces: Option<Arc<crate::trace::TraceConfig>>,
 }
 
 /// Where access log lines are written.

@@ -34,6 +34,7 @@ use crate::rules::{Route, RuleSet, Side};
 use crate::snapshot::Snapshot;
 use crate::store::{Outcome, ShadowResult, SkipReason, StoreWriter};
 use crate::telemetry::Metrics;
+use crate::trace::ShadowTrace;
 use crate::upstream::UpstreamBody;
 use noise::{NoiseModel, NoiseVerdict};
 
@@ -151,6 +152,8 @@ pub(crate) struct Job {
     body: Bytes,
     self_check: bool,
     primary: oneshot::Receiver<PrimaryCapture>,
+    /// The copy's span, when tracing is on.
+    trace: Option<ShadowTrace>,
 }
 
 /// What the primary answered, captured while it streamed to the client.
@@ -175,6 +178,8 @@ pub struct ShadowRequest<'a> {
     /// The whole request body when it was kept (`None`: too large to copy).
     pub body: Option<&'a Bytes>,
     pub downstream: &'a Downstream<'a>,
+    /// The copy's trace, when tracing is on.
+    pub trace: Option<ShadowTrace>,
 }
 
 /// The shadow worker: queue, concurrency bound, rate caps, noise model, result sink.
@@ -285,6 +290,7 @@ impl Shadower {
             body: body.clone(),
             self_check,
             primary,
+            trace: req.trace,
         };
         Some(ShadowTicket {
             job,

@@ -89,6 +89,7 @@ pub struct Metrics {
     pub source_up: Gauge<i64, AtomicU64Gauge>,
     pub guard_tripped: Family<RouteLabel, Counter>,
     pub store_dropped: Family<ResultLabel, Counter>,
+    pub trace_spans: Family<ResultLabel, Counter>,
 }
 
 /// Gauge storage type (i64 over an atomic).
@@ -170,6 +171,12 @@ impl Metrics {
             "Store writes dropped (queue full or store down)",
             store_dropped.clone(),
         );
+        let trace_spans = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "trace_spans",
+            "Trace spans by result: exported, dropped (queue full), failed (the collector refused or was unreachable)",
+            trace_spans.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -183,6 +190,7 @@ impl Metrics {
             source_up,
             guard_tripped,
             store_dropped,
+            trace_spans,
         }
     }
 
@@ -239,6 +247,15 @@ impl Metrics {
                 reason: reason.to_string(),
             })
             .inc();
+    }
+
+    /// Count `n` trace spans by result (`exported | dropped | failed`).
+    pub fn count_spans(&self, result: &str, n: u64) {
+        self.trace_spans
+            .get_or_create(&ResultLabel {
+                result: result.to_string(),
+            })
+            .inc_by(n);
     }
 
     /// Count a reload outcome (`ok | error | unchanged`).

@@ -22,6 +22,7 @@ use super::{ConfigErrors, Diag, Refs, parse_sections};
 use crate::rules::{
     AccessLogTarget, Limits, Listen, RuleSet, ShadowGlobal, StoreConfig, Telemetry, UpstreamSpec,
 };
+use crate::trace::TraceConfig;
 
 mod admin;
 mod compare;
@@ -491,6 +492,53 @@ fn telemetry(cx: &mut Cx<'_>, raw: Option<&RawTelemetry>) -> Telemetry {
     Telemetry {
         access_log,
         access_log_tenants: t.access_log_tenants.unwrap_or(false),
+        traces: traces(cx, t),
+    }
+}
+
+fn traces(cx: &mut Cx<'_>, t: &RawTelemetry) -> Option<Arc<TraceConfig>> {
+    let sample_bp = match &t.sample_ratio {
+        None => 10_000,
+        Some(v) => {
+            let ratio = *v.get_ref();
+            if (0.0..=1.0).contains(&ratio) {
+                (ratio * 10_000.0).round() as u32
+            } else {
+                cx.diag.at(
+                    v.span(),
+                    format!("telemetry.sample_ratio must be between 0.0 and 1.0, not {ratio}"),
+                );
+                10_000
+            }
+        }
+    };
+    let service_name = match &t.service_name {
+        Some(v) if v.get_ref().trim().is_empty() => {
+            cx.diag
+                .at(v.span(), "telemetry.service_name must not be empty");
+            return None;
+        }
+        Some(v) => v.get_ref().trim().to_owned(),
+        None => "switchyard".to_owned(),
+    };
+    let v = t.otlp_endpoint.as_ref()?;
+    if !cfg!(feature = "otel") {
+        cx.diag.at(
+            v.span(),
+            "telemetry.otlp_endpoint: this build has no tracing (cargo feature `otel`)",
+        );
+        return None;
+    }
+    match crate::trace::traces_endpoint(v.get_ref()) {
+        Ok(endpoint) => Some(Arc::new(TraceConfig {
+            endpoint,
+            service_name,
+            sample_bp,
+        })),
+        Err(e) => {
+            cx.diag.at(v.span(), e);
+            None
+        }
     }
 }
 

@@ -496,7 +496,7 @@ pub struct RawShadowGlobal {
     pub noise_window: Option<Text>,
 }
 
-/// The top-level `[telemetry]` table: the access log.
+/// The top-level `[telemetry]` table: the access log and traces.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTelemetry {
@@ -507,6 +507,18 @@ pub struct RawTelemetry {
     /// Write tenant names into the access log (they may identify customers).
     #[schemars(extend("default" = false))]
     pub access_log_tenants: Option<bool>,
+    /// Send OpenTelemetry traces (a span per request) to this OTLP/HTTP collector, such as
+    /// `"http://127.0.0.1:4318"` (`/v1/traces` is added unless the URL ends with it). Unset:
+    /// no tracing, and an incoming `traceparent` passes through untouched.
+    #[schemars(with = "Option<String>")]
+    pub otlp_endpoint: Option<Text>,
+    /// The `service.name` the spans are reported under.
+    #[schemars(with = "Option<String>", extend("default" = "switchyard"))]
+    pub service_name: Option<Text>,
+    /// Share of new traces recorded, 0.0-1.0; a request continuing a caller's trace follows
+    /// the caller's sampled flag instead.
+    #[schemars(with = "Option<f64>", range(min = 0.0, max = 1.0), extend("default" = 1.0))]
+    pub sample_ratio: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]

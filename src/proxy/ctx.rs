@@ -12,6 +12,7 @@ use crate::clock::{Clock, Instant};
 use crate::head::{self, Downstream};
 use crate::rules::{Decision, Route, Side};
 use crate::snapshot::Snapshot;
+use crate::trace::RequestTrace;
 
 /// One request's state, from accept to record.
 pub struct RequestCtx<'s> {
@@ -42,6 +43,9 @@ pub struct RequestCtx<'s> {
     /// When the first upstream attempt started: the primary's latency a shadow comparison
     /// reports runs from here to the answer's head (fallback included).
     pub upstream_started: Option<Instant>,
+    /// The request's trace, only when tracing is on (`[telemetry] otlp_endpoint`); boxed
+    /// so the request future stays small when it is off.
+    pub trace: Option<Box<RequestTrace>>,
     /// The whole request body when it was kept for a replay (fallback, shadow copy, a retry on
     /// a fresh connection); empty for a request without a body.
     pub replay: Option<Bytes>,
@@ -61,7 +65,7 @@ impl<'s> RequestCtx<'s> {
         request: &Request<B>,
     ) -> Self {
         let headers = request.headers();
-        RequestCtx {
+        let mut ctx = RequestCtx {
             snapshot,
             conn,
             request_id: head::request_id(headers),
@@ -81,10 +85,21 @@ impl<'s> RequestCtx<'s> {
             body_fault: FaultSlot::default(),
             upstream_started: None,
             replay: None,
+            trace: None,
             clock,
             started: clock.instant(),
             now: clock.now(),
+        };
+        // Tracing off: one branch, nothing read or made.
+        if let Some(config) = &snapshot.rules.telemetry.traces {
+            ctx.trace = Some(Box::new(RequestTrace::start(
+                config,
+                request.method(),
+                headers,
+                ctx.now,
+            )));
         }
+        ctx
     }
 
     /// The matched route, if any.

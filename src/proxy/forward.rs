@@ -12,6 +12,7 @@ use crate::body::Body;
 use crate::error::ProxyError;
 use crate::head;
 use crate::rules::Side;
+use crate::trace::TRACEPARENT;
 use crate::upstream::UpstreamBody;
 
 /// Send `parts` + `body` to `upstream` as `side`.
@@ -37,6 +38,10 @@ pub(super) async fn attempt(
         &ctx.request_id,
         upgrade,
     )?;
+    if let Some(trace) = &ctx.trace {
+        // The gateway's span is the parent of the upstream's work.
+        parts.headers.insert(TRACEPARENT, trace.span.traceparent());
+    }
     match pool
         .send(origin, Request::from_parts(parts, body), upgrade)
         .await

@@ -21,6 +21,7 @@ use crate::error::ProxyError;
 use crate::head::{self, Downstream, SHADOW_HEADER};
 use crate::rules::Side;
 use crate::store::{DiffRecord, Outcome, SamplePair, SampleResponse, SelfCheck, ShadowResult};
+use crate::trace::{TRACEPARENT, TRACESTATE};
 
 pub(super) async fn dispatch(
     mut rx: mpsc::Receiver<Job>,
@@ -86,7 +87,30 @@ async fn run(mut job: Job, skips: &SkipSink, noise: &NoiseModel) -> Option<Shado
             return None;
         }
     };
+    let started = skips.clock.now();
     let shadow = call(&job, job.shadow_side, &skips.clock).await;
+    if let Some(trace) = &job.trace {
+        trace.finish(
+            format!("shadow {}", route.name),
+            started,
+            skips.clock.now(),
+            |span| {
+                span.attr("switchyard.route", route.name.as_str())
+                    .attr("switchyard.side", job.shadow_side.as_str())
+                    .attr("switchyard.shadow", true);
+                match &shadow {
+                    Ok(s) => {
+                        span.attr("http.response.status_code", i64::from(s.captured.status));
+                        span.error = s.captured.status >= 500;
+                    }
+                    Err(error) => {
+                        span.attr("switchyard.error", error.to_string());
+                        span.error = true;
+                    }
+                }
+            },
+        );
+    }
     let primary_captured = Captured {
         status: primary.status,
         headers: primary.headers,
@@ -260,6 +284,12 @@ async fn call(job: &Job, side: Side, clock: &Clock) -> Result<Collected, CallErr
         &request_id,
         false,
     )?;
+    if let Some(trace) = &job.trace {
+        // The copy's own span is the parent of the other side's work; the caller's
+        // tracestate belongs to the caller's trace, not to this one.
+        parts.headers.insert(TRACEPARENT, trace.span.traceparent());
+        parts.headers.remove(TRACESTATE);
+    }
     let started = clock.instant();
     let send = async {
         let response = pool
