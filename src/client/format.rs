@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::api::{
     AuditResponse, Basis, ChangedRules, GuardChangeResponse, GuardStatus, HistoryResponse, Moves,
-    ReloadResponse, RolloutResponse, RolloutResult, RoutesResponse, StatusResponse,
+    ReloadResponse, RolloutResponse, RolloutResult, RoutesResponse, SourceStatus, StatusResponse,
 };
 use crate::live::ReloadOutcome;
 use crate::term::table;
@@ -105,7 +105,37 @@ pub fn status(s: &StatusResponse, routes: &RoutesResponse) -> String {
         time_at(s.loaded_at),
         s.trigger.as_str()
     );
-    let _ = writeln!(out, "config {}", s.config);
+    let _ = writeln!(out, "config {}  replica {}", s.config, s.replica);
+    if let SourceStatus::Postgres {
+        document,
+        up,
+        down_reason,
+        listening,
+        newest_revision,
+        rejected,
+        ..
+    } = &s.source
+    {
+        let reach = match (up, down_reason) {
+            (true, _) => "reachable".to_owned(),
+            (false, Some(why)) => {
+                format!("UNREACHABLE ({why}): writes refused, rules in force serve")
+            }
+            (false, None) => "UNREACHABLE: writes refused, rules in force serve".to_owned(),
+        };
+        let listen = if *listening {
+            "listening"
+        } else {
+            "polling only"
+        };
+        let _ = writeln!(
+            out,
+            "document {document}: newest revision {newest_revision}, database {reach}, {listen}"
+        );
+        if let Some(r) = rejected {
+            let _ = writeln!(out, "revision {} REFUSED: {}", r.revision, r.message);
+        }
+    }
     match &s.last_reload_error {
         None => {
             let _ = writeln!(out, "last reload: ok");
@@ -481,6 +511,38 @@ fn show(v: &Value) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn status_says_when_the_shared_document_is_out_of_reach() {
+        let answer: StatusResponse = serde_json::from_value(json!({
+            "generation": 7, "hash": "abcdef0123456789", "loaded_at": 0, "trigger": "admin",
+            "config": "postgres://sy:***@db/sy?document=main", "replica": "gw-2",
+            "source": {
+                "kind": "postgres", "document": "main", "up": false,
+                "down_reason": "connection refused", "listening": false, "newest_revision": 7,
+                "poll_interval_ms": 5000, "cache": null,
+                "rejected": {"revision": 8, "message": "revision 8:3:1: unknown key"},
+            },
+            "routes": 0, "last_reload_error": null, "upstreams": [], "guards": [],
+            "audit_store": "ok",
+        }))
+        .expect("a status answer");
+        let routes = RoutesResponse {
+            generation: 7,
+            routes: Vec::new(),
+            tenant_sides: Default::default(),
+        };
+        let text = status(&answer, &routes);
+        assert!(text.contains("replica gw-2"), "{text}");
+        assert!(
+            text.contains("document main: newest revision 7, database UNREACHABLE (connection refused): writes refused, rules in force serve, polling only"),
+            "{text}"
+        );
+        assert!(
+            text.contains("revision 8 REFUSED: revision 8:3:1: unknown key"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn tables_align_and_absent_values_print_as_dashes() {
