@@ -287,10 +287,10 @@ fn chunk_line(line: &[u8]) -> Option<(u64, usize)> {
 }
 
 /// How the bytes of one read continue the line begun in `partial`.
-enum Taken {
-    /// A line ends at `at` (its LF). `joined`: it began in an earlier read and now lies whole
-    /// in `partial`; otherwise it is `bytes[..at]`.
-    Line { at: usize, joined: bool },
+enum Taken<'a> {
+    /// A line (LF excluded) and the bytes of this read it used (LF included). A line begun in
+    /// an earlier read lies whole in `partial`; otherwise it is borrowed from the read itself.
+    Line { line: &'a [u8], used: usize },
     /// No LF: every byte was kept in `partial`.
     More,
     /// The line is longer than allowed.
@@ -299,15 +299,19 @@ enum Taken {
 
 /// Find the end of the current line in `bytes`. `limit` is the longest line allowed (LF
 /// excluded); the bytes of an unfinished line are kept in `partial`.
-fn take_line(partial: &mut Vec<u8>, bytes: &[u8], limit: usize) -> Taken {
+fn take_line<'a>(partial: &'a mut Vec<u8>, bytes: &'a [u8], limit: usize) -> Taken<'a> {
     match memchr(b'\n', bytes) {
         Some(at) if partial.len() + at > limit => Taken::TooLong,
+        Some(at) if partial.is_empty() => Taken::Line {
+            line: &bytes[..at],
+            used: at + 1,
+        },
         Some(at) => {
-            let joined = !partial.is_empty();
-            if joined {
-                partial.extend_from_slice(&bytes[..at]);
+            partial.extend_from_slice(&bytes[..at]);
+            Taken::Line {
+                line: &partial[..],
+                used: at + 1,
             }
-            Taken::Line { at, joined }
         }
         None if partial.len() + bytes.len() > limit => Taken::TooLong,
         None => {
@@ -421,18 +425,13 @@ impl Scanner {
             }
             State::Head(mut head) => {
                 let limit = MAX_HEAD.saturating_sub(head.size);
-                let (at, joined) = match take_line(&mut self.partial, bytes, limit) {
-                    Taken::Line { at, joined } => (at, joined),
+                let (line, used) = match take_line(&mut self.partial, bytes, limit) {
+                    Taken::Line { line, used } => (line, used),
                     Taken::More => return bytes.len(),
                     Taken::TooLong => {
                         self.flag_head(&head, Fault::Malformed);
                         return bytes.len();
                     }
-                };
-                let line = if joined {
-                    &self.partial[..]
-                } else {
-                    &bytes[..at]
                 };
                 let before = head.lines;
                 let step = head.line(line);
@@ -445,7 +444,7 @@ impl Scanner {
                     Ok(HeadStep::End(Ok(next))) => self.state = next,
                     Ok(HeadStep::End(Err(fault))) | Err(fault) => self.flag_head(&head, fault),
                 }
-                at + 1
+                used
             }
             State::Fixed(left) => {
                 let take = left.min(bytes.len() as u64);
@@ -456,18 +455,13 @@ impl Scanner {
                 take as usize
             }
             State::ChunkLine(ext) => {
-                let (at, joined) = match take_line(&mut self.partial, bytes, MAX_CHUNK_LINE) {
-                    Taken::Line { at, joined } => (at, joined),
+                let (line, used) = match take_line(&mut self.partial, bytes, MAX_CHUNK_LINE) {
+                    Taken::Line { line, used } => (line, used),
                     Taken::More => return bytes.len(),
                     Taken::TooLong => {
                         self.flag(Fault::Malformed);
                         return bytes.len();
                     }
-                };
-                let line = if joined {
-                    &self.partial[..]
-                } else {
-                    &bytes[..at]
                 };
                 let parsed = line.strip_suffix(b"\r").and_then(chunk_line);
                 self.partial.clear();
@@ -481,7 +475,7 @@ impl Scanner {
                     }
                     _ => self.flag(Fault::Malformed),
                 }
-                at + 1
+                used
             }
             State::ChunkData(left, ext) => {
                 let take = left.min(bytes.len() as u64);
@@ -501,18 +495,13 @@ impl Scanner {
             }
             State::Trailers(size) => {
                 let limit = MAX_TRAILERS.saturating_sub(size);
-                let (at, joined) = match take_line(&mut self.partial, bytes, limit) {
-                    Taken::Line { at, joined } => (at, joined),
+                let (line, used) = match take_line(&mut self.partial, bytes, limit) {
+                    Taken::Line { line, used } => (line, used),
                     Taken::More => return bytes.len(),
                     Taken::TooLong => {
                         self.flag(Fault::Malformed);
                         return bytes.len();
                     }
-                };
-                let line = if joined {
-                    &self.partial[..]
-                } else {
-                    &bytes[..at]
                 };
                 let size = size + line.len() + 1;
                 let next = match line.strip_suffix(b"\r") {
@@ -525,7 +514,7 @@ impl Scanner {
                     Some(next) => self.state = next,
                     None => self.flag(Fault::Malformed),
                 }
-                at + 1
+                used
             }
             State::Done => bytes.len(),
         }
