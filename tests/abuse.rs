@@ -28,16 +28,6 @@ fn with_listen(extra: &str, upstream: &str) -> String {
     config(upstream, upstream, "").replace("workers = 2", &format!("workers = 2\n{extra}"))
 }
 
-fn upstream_errors(gw: &TestGateway) -> Vec<String> {
-    gw.gw()
-        .metrics
-        .render()
-        .lines()
-        .filter(|l| l.starts_with("switchyard_upstream_errors_total"))
-        .map(str::to_string)
-        .collect()
-}
-
 fn expect_response(read: Read, label: &str) -> support::wire::RawResponse {
     match read {
         Read::Response(r) => r,
@@ -173,7 +163,7 @@ async fn a_slow_body_is_served_and_a_stalled_one_gets_408() {
     let cfg = with_listen("body_timeout = \"1s\"", &legacy.url())
         .replace("timeout = \"2s\"", "timeout = \"30s\"");
     let gw = TestGateway::start_paused(&cfg).await;
-    let errors_before = upstream_errors(&gw);
+    let errors_before = gw.upstream_errors();
 
     let mut conn = Conn::open(gw.http).await;
     assert!(
@@ -199,7 +189,7 @@ async fn a_slow_body_is_served_and_a_stalled_one_gets_408() {
     let doc: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
     assert_eq!(doc["kind"], "client_timeout");
     assert_eq!(
-        upstream_errors(&gw),
+        gw.upstream_errors(),
         errors_before,
         "counted against legacy"
     );

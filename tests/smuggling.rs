@@ -461,17 +461,6 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-/// The lines of `switchyard_upstream_errors_total`, to compare before and after a case.
-fn upstream_errors(gw: &TestGateway) -> Vec<String> {
-    gw.gw()
-        .metrics
-        .render()
-        .lines()
-        .filter(|l| l.starts_with("switchyard_upstream_errors_total"))
-        .map(str::to_string)
-        .collect()
-}
-
 const INTERNALS: [&str; 8] = [
     "hyper",
     "SendRequest",
@@ -486,7 +475,7 @@ const INTERNALS: [&str; 8] = [
 async fn run_case(gw: &TestGateway, upstream: &Recorder, case: &Case, path: &str) {
     let label = format!("{} on {path}", case.name);
     let bytes = case.request.replace("{H}", H).replace("{P}", path);
-    let errors_before = upstream_errors(gw);
+    let errors_before = gw.upstream_errors();
     let hits_before = upstream.hits();
     let raw_before = upstream.raw().len();
     let seen_before = upstream.requests().len();
@@ -575,7 +564,7 @@ async fn run_case(gw: &TestGateway, upstream: &Recorder, case: &Case, path: &str
         }
     }
     assert_eq!(
-        upstream_errors(gw),
+        gw.upstream_errors(),
         errors_before,
         "{label}: counted against the upstream"
     );
@@ -646,7 +635,7 @@ async fn a_bad_chunk_after_the_head_was_forwarded_is_still_the_clients_400() {
     for bad in ["FFFFFFFFFFFFFFFFFFFF", "zz"] {
         for path in ["/other", "/api/cards/1"] {
             let label = format!("{bad} on {path}");
-            let errors_before = upstream_errors(&gw);
+            let errors_before = gw.upstream_errors();
             let hits_before = upstream.hits();
             let mut conn = Conn::open(gw.http).await;
             let head = format!(
@@ -684,7 +673,7 @@ async fn a_bad_chunk_after_the_head_was_forwarded_is_still_the_clients_400() {
                 );
             }
             assert!(conn.closed_within(WAIT).await, "{label}: left open");
-            assert_eq!(upstream_errors(&gw), errors_before, "{label}: counted");
+            assert_eq!(gw.upstream_errors(), errors_before, "{label}: counted");
             assert!(
                 upstream
                     .requests()
@@ -900,7 +889,7 @@ async fn h2_downgrade_corpus() {
         let mut id = 1;
         for case in h2_cases() {
             let label = format!("h2 {} on {path}", case.name);
-            let errors_before = upstream_errors(&gw);
+            let errors_before = gw.upstream_errors();
             let seen_before = upstream.requests().len();
             let mut fields: Vec<(&[u8], &[u8])> = vec![(b"x-tenant-id", b"acme")];
             fields.extend_from_slice(case.fields);
@@ -958,7 +947,7 @@ async fn h2_downgrade_corpus() {
                     }
                 }
             }
-            if upstream_errors(&gw) != errors_before {
+            if gw.upstream_errors() != errors_before {
                 problems.push("counted against the upstream".into());
             }
             if !problems.is_empty() {
@@ -999,7 +988,7 @@ async fn an_h2_length_mismatch_after_the_head_was_forwarded_is_still_the_clients
     let mut h2 = H2::connect(gw.http).await;
     let mut id = 1;
     for path in ["/other", "/api/cards/1"] {
-        let errors_before = upstream_errors(&gw);
+        let errors_before = gw.upstream_errors();
         let hits_before = upstream.hits();
         let fields: [(&[u8], &[u8]); 2] = [(b"x-tenant-id", b"acme"), (b"content-length", b"10")];
         assert!(h2.request(id, "POST", path, &fields, false).await);
@@ -1021,7 +1010,7 @@ async fn an_h2_length_mismatch_after_the_head_was_forwarded_is_still_the_clients
             }
             other => panic!("{path}: {other:?}"),
         }
-        assert_eq!(upstream_errors(&gw), errors_before, "{path}: counted");
+        assert_eq!(gw.upstream_errors(), errors_before, "{path}: counted");
         assert!(
             upstream
                 .requests()

@@ -208,6 +208,18 @@ impl TestGateway {
         self.gateway.as_ref().unwrap()
     }
 
+    /// The lines of `switchyard_upstream_errors_total`, to compare before and after a case
+    /// (a client's fault must never count against an upstream).
+    pub fn upstream_errors(&self) -> Vec<String> {
+        self.gw()
+            .metrics
+            .render()
+            .lines()
+            .filter(|l| l.starts_with("switchyard_upstream_errors_total"))
+            .map(str::to_string)
+            .collect()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.http, path)
     }
